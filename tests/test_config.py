@@ -1,0 +1,46 @@
+import copy
+
+import pytest
+import yaml
+
+from thinkcount import UserError
+from thinkcount.config import load_params
+
+
+def write(tmp_path, params):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_project_params_are_valid(params):
+    assert params["model"] in params["encoders"]
+    assert len(params["methods"]) == 13
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p["data"].update(smaple_size=5), "unknown key 'data.smaple_size'"),
+    (lambda p: p.update(extra=1), "unknown key 'extra'"),
+    (lambda p: p["methods"]["m01_regress"].update(lables={}), "unknown key 'methods.m01_regress.lables'"),
+    (lambda p: p["data"].pop("seed"), "missing key 'data.seed'"),
+    (lambda p: p["data"].update(sample_size="many"), "'data.sample_size' must be int, got str"),
+    (lambda p: p["data"].update(sample_size=True), "'data.sample_size' must be int, got bool"),
+    (lambda p: p.update(model="gpt-9"), "'model' is 'gpt-9', not one of encoders"),
+    (lambda p: p["methods"]["m02_equal_width"].update(loss="mse"), "loss' mse does not fit task classification"),
+    (lambda p: p["methods"]["m02_equal_width"]["labels"].pop("bins"), "labels.bins' is needed"),
+    (lambda p: p["methods"]["m01_regress"].update(variant="dirty"), "'methods.m01_regress.variant' must be one of"),
+    (lambda p: p["train"].update(precision="fp8"), "'train.precision' must be one of"),
+])
+def test_a_bad_key_stops_with_one_sentence_naming_it(tmp_path, params, edit, message):
+    bad = copy.deepcopy(params)
+    edit(bad)
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        load_params(write(tmp_path, bad))
+
+
+def test_missing_or_broken_params_file(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "broken.yaml").write_text("model: [unclosed")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_params(tmp_path / "broken.yaml")

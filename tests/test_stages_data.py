@@ -1,0 +1,80 @@
+"""The data stages run as dvc runs them: scripts from the repository root with params.yaml."""
+import copy
+import json
+
+import pytest
+
+from conftest import read_json, run_stage, write_params
+
+DATA_STAGES = ["corpus.py", "counts.py", "filter.py", "split.py"]
+
+
+@pytest.fixture
+def small(params):
+    p = copy.deepcopy(params)
+    p["data"]["sample_size"] = 400
+    return p
+
+
+def assert_one_sentence_error(proc, *fragments):
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_data_stages_produce_counts_variants_and_split(tmp_path, small):
+    write_params(tmp_path, small)
+    for script in DATA_STAGES:
+        proc = run_stage(script, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    corpus = read_json(tmp_path / "metrics/data/corpus.json")
+    assert corpus["rows_valid"] == 400 and corpus["oracle_kendall_tau"] > 0.3
+    counts = [json.loads(line) for line in (tmp_path / "data/counts.jsonl").open()]
+    assert len(counts) == 400 and all(c["counts"] >= 1 for c in counts)
+    for variant in ("all", "clean", "wait_only"):
+        report = read_json(tmp_path / f"metrics/data/{variant}.json")
+        kept = sum(1 for _ in (tmp_path / f"data/variants/{variant}.jsonl").open())
+        assert report["rows_kept"] == kept and report["rows_in"] == 400
+    assert read_json(tmp_path / "metrics/data/split.json") == {"train": 320, "val": 40, "test": 40}
+
+
+def test_real_data_drops_in_through_the_source_param(tmp_path, small):
+    lines = [json.dumps({"worker_id": w, "sample_id": s, "instruction": f"Explain topic {w}-{s}.",
+                         "content": "<think>\nOkay, Wait, Hmm.\n</think>\n\nAnswer."})
+             for w in range(2) for s in range(20)]
+    lines[3] = "{broken"
+    lines.append(lines[5])  # duplicate (worker_id, sample_id)
+    (tmp_path / "real.jsonl").write_text("\n".join(lines) + "\n")
+    small["data"]["source"] = "real.jsonl"
+    write_params(tmp_path, small)
+    proc = run_stage("corpus.py", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = read_json(tmp_path / "metrics/data/corpus.json")
+    assert report["rows_read"] == 41 and report["rows_valid"] == 39
+    assert report["invalid"] == {"malformed_json": {"count": 1, "lines": [4]},
+                                 "duplicate_worker_sample_id": {"count": 1, "lines": [41]}}
+    assert report["oracle_kendall_tau"] is None
+    assert "skipped 2 invalid lines" in proc.stdout
+    for script in DATA_STAGES[1:]:
+        assert run_stage(script, tmp_path).returncode == 0
+    assert read_json(tmp_path / "metrics/data/counts.json")["counts"]["p50"] == 4
+
+
+@pytest.mark.parametrize("setup, fragments", [
+    (lambda p, d: p["data"].update(source="nowhere.jsonl"), ["nowhere.jsonl", "no such file"]),
+    (lambda p, d: (p["data"].update(source="empty.jsonl"), (d / "empty.jsonl").write_text("")),
+     ["empty.jsonl", "no valid records"]),
+    (lambda p, d: p["data"].update(sampel_size=3), ["unknown key 'data.sampel_size'"]),
+])
+def test_bad_input_stops_the_stage_with_one_sentence(tmp_path, small, setup, fragments):
+    setup(small, tmp_path)
+    write_params(tmp_path, small)
+    assert_one_sentence_error(run_stage("corpus.py", tmp_path), *fragments)
+
+
+def test_a_stage_without_its_inputs_names_the_missing_file(tmp_path, small):
+    write_params(tmp_path, small)
+    assert_one_sentence_error(run_stage("counts.py", tmp_path), "data/raw/corpus.jsonl", "no such file")

@@ -1,0 +1,68 @@
+"""Batched prediction with dynamic padding, and turning raw outputs into complexity scores."""
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+def best_device():
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.inference_mode()
+def predict_raw(model, tokenizer, texts, max_length, batch_size=64, device=None, progress=False):
+    """Raw model outputs for texts, shape (n, n_outputs). Texts are batched by length to pad little."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    outputs = np.zeros((len(texts), model.n_outputs), dtype=np.float32)
+    starts = range(0, len(texts), batch_size)
+    for start in tqdm(starts, desc="predict", disable=not progress, unit="batch"):
+        idx = order[start:start + batch_size]
+        batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                          return_tensors="pt", return_token_type_ids=False)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        outputs[idx] = model(**batch).logits.float().cpu().numpy()
+    return outputs
+
+
+def softmax(logits):
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def interpret(raw, config):
+    """Turn raw outputs into per-prompt {score, expected_counts, ...} using the label configuration.
+
+    score is the one complexity number every method is ranked by; expected_counts is in units of
+    the method's target (keyword counts, or "Wait" counts for the wait methods)."""
+    task, target = config["task"], config["target"]
+    if task == "classification":
+        probs = softmax(raw)
+        means = np.array([s[target]["mean"] for s in config["label_stats"]])
+        expected = probs @ means
+        return {"score": expected, "expected_counts": expected, "probs": probs, "label": probs.argmax(1)}
+    if task == "ranking":
+        # Scores only order prompts; an isotonic fit on the train rows maps them to counts.
+        score = raw[:, 0]
+        cal = config["calibration"]
+        return {"score": score, "expected_counts": np.interp(score, cal["score"], cal["counts"]), "value": score}
+    value = raw[:, 0] * config["scale"]["std"] + config["scale"]["mean"]
+    if "label_stats" in config:  # regression on a bin index: read the counts off the bins' means
+        means = np.array([s[target]["mean"] for s in config["label_stats"]])
+        expected = np.interp(value, np.arange(len(means)), means)
+        return {"score": value, "expected_counts": expected, "value": value}
+    return {"score": value, "expected_counts": np.clip(value, 1, None), "value": value}
+
+
+def prediction_records(raw, config):
+    """One dict per prompt: score, expected counts and, for classifiers, label, its name and probabilities."""
+    out = interpret(raw, config)
+    records = []
+    for i in range(len(raw)):
+        record = {"score": float(out["score"][i]), "expected_counts": float(out["expected_counts"][i])}
+        if "probs" in out:
+            label = int(out["label"][i])
+            record.update(label=label, label_name=config["label_names"][label],
+                          probs=[round(float(p), 6) for p in out["probs"][i]])
+        records.append(record)
+    return records

@@ -1,0 +1,130 @@
+"""Encoders from the registry, one model class for every method, and its freezing rules.
+
+The model is an encoder (BERT, RoBERTa, DeBERTa-v2/v3, ...) whose last hidden states are
+mean-pooled over the attention mask, then a head. Pooling this way, instead of each family's
+own pooler, gives every architecture the same code path; token type ids are never used since
+every input is a single segment.
+"""
+import importlib.util
+import json
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from thinkcount import UserError
+
+PACKAGE_PREFIX = "package:"
+HEAD_FILE, MODEL_CONFIG = "head.pt", "thinkcount_model.json"
+
+
+def resolve_source(name, source):
+    """Turn a registry source into something from_pretrained accepts, or stop with one sentence."""
+    if source.startswith(PACKAGE_PREFIX):
+        package, _, sub = source[len(PACKAGE_PREFIX):].partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError(f"encoder '{name}' needs the Python package {package}; install requirements.txt.")
+        path = Path(list(spec.submodule_search_locations)[0]) / sub
+        if not path.is_dir():
+            raise UserError(f"encoder '{name}': {path} does not exist.")
+        return str(path)
+    if Path(source).expanduser().is_dir():
+        return str(Path(source).expanduser())
+    try:
+        AutoConfig.from_pretrained(source, local_files_only=True)
+        return source  # in the local Hugging Face cache
+    except (OSError, ValueError):
+        pass
+    if not hub_reachable():
+        raise UserError(
+            f"encoder '{name}' ({source}) is not in the local Hugging Face cache and the hub cannot be reached; "
+            f"download it where there is network, or set encoders.{name}.source in params.yaml to a local "
+            "folder holding its config, weights and tokenizer.")
+    return source
+
+
+def hub_reachable(timeout=3.0):
+    """A quick TCP check, so that an offline machine fails at once instead of after minutes of retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def encoder_layers(encoder):
+    """The encoder's transformer blocks, bottom to top (BERT, RoBERTa and DeBERTa keep them alike)."""
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is None:
+        raise UserError(f"don't know where the layers of {type(encoder).__name__} are; "
+                        "layer freezing supports BERT, RoBERTa and DeBERTa-style encoders.")
+    return layers
+
+
+class ComplexityModel(nn.Module):
+    """Encoder, masked mean pooling, and a linear or MLP head with `n_outputs` outputs."""
+
+    def __init__(self, encoder, n_outputs, head="linear", dropout=0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.n_outputs, self.head_kind = n_outputs, head
+        hidden = encoder.config.hidden_size
+        if head == "mlp":
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, 512), nn.GELU(),
+                                      nn.Dropout(0.2), nn.Linear(512, n_outputs))
+        else:
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_outputs))
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return SequenceClassifierOutput(logits=self.head(pooled))
+
+    def freeze(self, trainable_layers):
+        """None trains everything; N freezes the encoder except its top N blocks (0: head only)."""
+        for p in self.encoder.parameters():
+            p.requires_grad = trainable_layers is None
+        if trainable_layers:
+            for layer in list(encoder_layers(self.encoder))[-trainable_layers:]:
+                for p in layer.parameters():
+                    p.requires_grad = True
+
+    def save(self, folder, tokenizer):
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(folder / "encoder")
+        tokenizer.save_pretrained(folder / "encoder")
+        torch.save(self.head.state_dict(), folder / HEAD_FILE)
+        (folder / MODEL_CONFIG).write_text(json.dumps({"n_outputs": self.n_outputs, "head": self.head_kind}))
+
+    @classmethod
+    def load(cls, folder):
+        folder = Path(folder)
+        if not (folder / MODEL_CONFIG).is_file():
+            raise UserError(f"{folder}: not a trained thinkcount model (no {MODEL_CONFIG}).")
+        meta = json.loads((folder / MODEL_CONFIG).read_text())
+        model = cls(AutoModel.from_pretrained(folder / "encoder"), meta["n_outputs"], meta["head"])
+        model.head.load_state_dict(torch.load(folder / HEAD_FILE, map_location="cpu", weights_only=True))
+        return model.eval(), AutoTokenizer.from_pretrained(folder / "encoder")
+
+
+def build_model(source, n_outputs, head="linear", extra_tokens=(), seed=0):
+    """A fresh model on a pretrained encoder; extra tokens are added as special tokens."""
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    encoder = AutoModel.from_pretrained(source)
+    if extra_tokens:
+        tokenizer.add_tokens(list(extra_tokens), special_tokens=True)
+        encoder.resize_token_embeddings(len(tokenizer))
+    return ComplexityModel(encoder, n_outputs, head), tokenizer
+

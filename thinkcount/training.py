@@ -1,0 +1,195 @@
+"""One training entry point for every method, configured by the method's params."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.isotonic import IsotonicRegression
+from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback,
+                          TrainingArguments)
+
+from thinkcount import UserError
+from thinkcount.features import MARKERS, prepare_text
+from thinkcount.inference import predict_raw
+from thinkcount.labels import class_weights
+from thinkcount.models import build_model, resolve_source
+
+
+def method_settings(params, name):
+    """Encoder hints, then train defaults, then the method's overrides: the values one run uses."""
+    method = params["methods"][name]
+    overrides = method.get("overrides", {})
+    model = overrides.get("model", params["model"])
+    encoder = params["encoders"][model]
+    train = params["train"]
+    settings = {
+        "model": model, "source": encoder["source"],
+        "batch_size": encoder["batch_size"], "learning_rate": encoder["learning_rate"],
+        "max_length": encoder["max_length"], "epochs": train["epochs"], "grad_accum": 1,
+        "max_train_rows": train["max_train_rows"],
+    }
+    settings.update({k: v for k, v in overrides.items() if k != "model"})
+    return settings
+
+
+def make_loss(task, loss, weights=None):
+    """The method's loss as Trainer's compute_loss_func: (outputs, labels) -> scalar, a per-batch mean."""
+    def mse(outputs, labels, num_items_in_batch=None):
+        return F.mse_loss(outputs.logits.squeeze(-1).float(), labels.float())
+
+    def cross_entropy(outputs, labels, num_items_in_batch=None):
+        w = None if weights is None else weights.to(outputs.logits.device)
+        return F.cross_entropy(outputs.logits.float(), labels.long(), weight=w)
+
+    def pairwise(outputs, labels, num_items_in_batch=None):
+        # RankNet: for every pair with y_i > y_j, penalise softplus(-(s_i - s_j)).
+        s = outputs.logits.squeeze(-1).float()
+        diff = s.unsqueeze(1) - s.unsqueeze(0)
+        better = (labels.unsqueeze(1) > labels.unsqueeze(0)).float()
+        if better.sum() == 0:
+            return (s * 0).sum()
+        return (F.softplus(-diff) * better).sum() / better.sum()
+
+    if task == "classification":
+        return cross_entropy
+    return pairwise if loss == "pairwise" else mse
+
+
+class EncodedDataset(torch.utils.data.Dataset):
+    def __init__(self, tokenizer, texts, labels, max_length):
+        self.encodings = tokenizer(list(texts), truncation=True, max_length=max_length,
+                                   return_token_type_ids=False)
+        self.labels = labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.encodings["input_ids"][i], "attention_mask": self.encodings["attention_mask"][i],
+                "labels": self.labels[i]}
+
+
+class LiveLogger(TrainerCallback):
+    """Logs Trainer's numbers to dvclive; unlike dvclive's own callback it never ends the Live run."""
+
+    def __init__(self, live):
+        self.live = live
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        for key, value in (logs or {}).items():
+            if isinstance(value, (int, float)) and key.removeprefix("eval_") in ("loss", "learning_rate", "grad_norm"):
+                self.live.log_metric(key.replace("eval_", "eval/") if key.startswith("eval_") else f"train/{key}",
+                                     value)
+        self.live.next_step()
+
+
+def precision_flags(precision):
+    if not torch.cuda.is_available() or precision == "fp32":
+        return {}
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {precision: True}
+
+
+def prepare_targets(labels, config, task):
+    """Training targets: regression labels are standardised (the scale is saved for inference)."""
+    if task == "classification":
+        return labels.astype(int)
+    if task == "regression":
+        mean, std = float(labels.mean()), float(labels.std()) or 1.0
+        config["scale"] = {"mean": mean, "std": std}
+        return ((labels - mean) / std).astype(np.float32)
+    return labels.astype(np.float32)
+
+
+def train_method(params, name, rows, label_config, out_dir, live=None, progress=True):
+    """Train one method on `rows` (a frame with text, split, label); save the model to out_dir.
+
+    Returns (model, tokenizer, settings, history, label configuration with what inference needs)."""
+    method = params["methods"][name]
+    settings = method_settings(params, name)
+    seed = params["train"]["seed"]
+    task = method["task"]
+    train = rows[rows["split"] == "train"]
+    if len(train) > settings["max_train_rows"]:
+        train = train.sample(settings["max_train_rows"], random_state=seed)
+    val = rows[rows["split"] == "val"]
+    if len(val) > params["train"]["max_val_rows"]:
+        val = val.sample(params["train"]["max_val_rows"], random_state=seed)
+    val = val.iloc[np.argsort(val["text"].str.len().to_numpy(), kind="stable")]  # less padding in eval batches
+    if len(val) == 0:
+        raise UserError(f"method {name}: its variant has no val rows.")
+    markers = method.get("markers", False)
+    n_outputs = label_config["n_labels"] if task == "classification" else 1
+    source = resolve_source(settings["model"], settings["source"])
+    model, tokenizer = build_model(source, n_outputs, method.get("head", "linear"),
+                                   MARKERS if markers else (), seed)
+    label_config = dict(label_config)
+    y_train = prepare_targets(train["label"].to_numpy(), label_config, task)
+    y_val = y_train_like(val["label"].to_numpy(), label_config, task)
+    weights = None
+    if method["loss"] == "weighted_ce":
+        weights = torch.tensor(class_weights(y_train, n_outputs), dtype=torch.float32)
+        label_config["class_weights"] = weights.tolist()
+    loss = make_loss(task, method["loss"], weights)
+    ds_train = EncodedDataset(tokenizer, [prepare_text(t, markers) for t in train["text"]], y_train,
+                              settings["max_length"])
+    ds_val = EncodedDataset(tokenizer, [prepare_text(t, markers) for t in val["text"]], y_val,
+                            settings["max_length"])
+
+    checkpoints = Path(out_dir) / "checkpoints"
+    phases = [(method.get("trainable_layers"), settings["learning_rate"], settings["epochs"])]
+    if method.get("two_stage"):
+        first = max(settings["epochs"] * method["two_stage"]["epoch_fraction"], 0.1)
+        phases = [(0, method["two_stage"]["learning_rate"], first),
+                  (method.get("trainable_layers"), settings["learning_rate"], max(settings["epochs"] - first, 0.1))]
+    history = []
+    for phase, (trainable, lr, epochs) in enumerate(phases):
+        model.freeze(trainable)
+        args = TrainingArguments(
+            output_dir=str(checkpoints), num_train_epochs=epochs, learning_rate=lr,
+            per_device_train_batch_size=settings["batch_size"], gradient_accumulation_steps=settings["grad_accum"],
+            per_device_eval_batch_size=params["train"]["eval_batch_size"],
+            weight_decay=params["train"]["weight_decay"], warmup_steps=params["train"]["warmup_ratio"],
+            eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, save_only_model=True,
+            load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+            logging_strategy="steps", logging_steps=10, report_to="none", seed=seed, data_seed=seed,
+            disable_tqdm=not progress, train_sampling_strategy="group_by_length", label_names=["labels"], **precision_flags(params["train"]["precision"]),
+        )
+        callbacks = [EarlyStoppingCallback(params["train"]["early_stopping_patience"])]
+        if live is not None:
+            callbacks.append(LiveLogger(live))
+        trainer = Trainer(model=model, args=args, train_dataset=ds_train, eval_dataset=ds_val,
+                          data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
+                          callbacks=callbacks)
+        trainer.loss_is_scaled_for_ga = False  # our losses are per-batch means
+        trainer.train()
+        history.append({"phase": phase, "trainable_layers": trainable, "learning_rate": lr, "epochs": epochs,
+                        "best_eval_loss": trainer.state.best_metric, "steps": trainer.state.global_step})
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    model.freeze(None)
+    if task == "ranking":
+        label_config["calibration"] = calibrate_scores(model, tokenizer, train, markers, settings["max_length"],
+                                                       params["train"]["eval_batch_size"])
+    label_config["markers"] = markers
+    label_config["max_length"] = settings["max_length"]
+    return model, tokenizer, settings, history, label_config
+
+
+def y_train_like(labels, config, task):
+    """Val targets on the train targets' scale."""
+    if task == "regression":
+        return ((labels - config["scale"]["mean"]) / config["scale"]["std"]).astype(np.float32)
+    return labels.astype(int) if task == "classification" else labels.astype(np.float32)
+
+
+def calibrate_scores(model, tokenizer, train, markers, max_length, batch_size):
+    """Isotonic map from ranking scores to counts, fitted on the train rows."""
+    texts = [prepare_text(t, markers) for t in train["text"]]
+    scores = predict_raw(model, tokenizer, texts, max_length, batch_size)[:, 0]
+    iso = IsotonicRegression(out_of_bounds="clip").fit(scores, np.expm1(train["label"].to_numpy()))
+    return {"score": iso.X_thresholds_.tolist(), "counts": iso.y_thresholds_.tolist()}
+
