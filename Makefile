@@ -19,5 +19,15 @@ run: $(STAMP)
 test: $(STAMP)
 	python -m pytest -q
 
+# The CI profile: the whole pipeline on a small corpus with a 2-layer MiniLM in a scratch copy
+# (.ci-work), then the regression gate against the committed floors.
+ci-repro: $(STAMP)
+	python -m thinkcount.ciprofile .ci-work
+	cd .ci-work && dvc repro
+	python -m thinkcount.gate .ci-work/metrics/eval metrics/ci_floor.json
+
+bench: $(STAMP)
+	python benchmarks/run.py
+
 clean-venv:
 	rm -rf $(VENV)

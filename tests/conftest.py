@@ -55,7 +55,7 @@ def tiny_params(params, encoders, **train):
     for family, path in encoders.items():
         p["encoders"][f"tiny-{family}"] = {"source": path, "batch_size": 8, "learning_rate": 1e-3, "max_length": 32}
     p["model"] = f"tiny-{next(iter(encoders))}"
-    p["train"].update(epochs=1, max_train_rows=48, max_val_rows=16, eval_batch_size=16, **train)
+    p["train"].update({"epochs": 1, "max_train_rows": 48, "max_val_rows": 16, "eval_batch_size": 16, **train})
     return p
 
 

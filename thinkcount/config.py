@@ -8,7 +8,8 @@ from thinkcount import UserError
 NUMBER = (int, float)
 OPTIONAL = object()  # marks a schema entry that may be absent
 
-ENCODER = {"source": str, "batch_size": int, "learning_rate": NUMBER, "max_length": int}
+ENCODER = {"source": str, "batch_size": int, "learning_rate": NUMBER, "max_length": int,
+           "num_layers": (int, OPTIONAL)}
 LABELS = {"scheme": str, "bins": (int, OPTIONAL), "edges": (list, OPTIONAL),
           "k_min": (int, OPTIONAL), "k_max": (int, OPTIONAL)}
 OVERRIDES = {"model": (str, OPTIONAL), "epochs": (NUMBER, OPTIONAL), "batch_size": (int, OPTIONAL),
@@ -32,14 +33,15 @@ SCHEMA = {
               "early_stopping_patience": int, "weight_decay": NUMBER, "warmup_ratio": NUMBER,
               "precision": str, "gpus": int},
     "methods": {"*": METHOD},
-    "evaluate": ({"*": object}, OPTIONAL),
-    "reference": ({"*": object}, OPTIONAL),
+    "baselines": {"*": {"kind": str, "alpha": (NUMBER, OPTIONAL), "max_features": (int, OPTIONAL)}},
+    "evaluate": {"bootstrap": int, "seed": int},
+    "reference": {"*": str},
 }
 CHOICES = {
     "variant": ("all", "clean", "wait_only"), "target": ("counts", "wait_counts"),
     "task": ("regression", "classification", "ranking"), "loss": ("mse", "ce", "weighted_ce", "pairwise"),
     "head": ("linear", "mlp"), "scheme": ("raw", "log1p", "equal_width", "equal_freq", "manual", "kmeans"),
-    "precision": ("auto", "fp32", "bf16", "fp16"),
+    "precision": ("auto", "fp32", "bf16", "fp16"), "kind": ("length", "tfidf", "oracle"),
 }
 SCHEME_NEEDS = {"equal_width": ("bins",), "equal_freq": ("bins",), "manual": ("edges",), "kmeans": ("k_min", "k_max")}
 TASK_LOSSES = {"regression": ("mse",), "classification": ("ce", "weighted_ce"), "ranking": ("pairwise",)}
@@ -104,6 +106,13 @@ def check_semantics(params, path):
                         f"{', '.join(params['encoders'])}.")
     if params["train"]["precision"] not in CHOICES["precision"]:
         raise UserError(f"{path}: 'train.precision' must be one of {', '.join(CHOICES['precision'])}.")
+    for name, baseline in params["baselines"].items():
+        if baseline["kind"] not in CHOICES["kind"]:
+            raise UserError(f"{path}: 'baselines.{name}.kind' must be one of {', '.join(CHOICES['kind'])}.")
+        if baseline["kind"] == "tfidf" and not {"alpha", "max_features"} <= set(baseline):
+            raise UserError(f"{path}: 'baselines.{name}' needs alpha and max_features.")
+        if name in params["methods"]:
+            raise UserError(f"{path}: 'baselines.{name}' has the name of a method.")
     for name, method in params["methods"].items():
         where = f"methods.{name}"
         for key in ("variant", "target", "task", "loss", "head"):

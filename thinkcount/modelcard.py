@@ -22,7 +22,7 @@ def write_model_card(out_dir, name, method, settings, summary, label_config):
         "",
         "## Training",
         f"- {summary['train_seconds']} s; phases: `{json.dumps(summary['phases'])}`",
-        f"- evaluation on the shared test split: `metrics/{name}.json` after `dvc repro evaluate@{name}`",
+        f"- evaluation on the shared test split: `metrics/eval/{name}.json` after `dvc repro evaluate@{name}`",
         "",
         "## Use",
         "```python",

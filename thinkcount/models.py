@@ -118,11 +118,14 @@ class ComplexityModel(nn.Module):
         return model.eval(), AutoTokenizer.from_pretrained(folder / "encoder")
 
 
-def build_model(source, n_outputs, head="linear", extra_tokens=(), seed=0):
-    """A fresh model on a pretrained encoder; extra tokens are added as special tokens."""
+def build_model(source, n_outputs, head="linear", extra_tokens=(), seed=0, num_layers=None):
+    """A fresh model on a pretrained encoder; extra tokens are added as special tokens.
+
+    num_layers keeps only the encoder's bottom layers (a fast encoder for the CI profile)."""
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    encoder = AutoModel.from_pretrained(source)
+    kwargs = {"num_hidden_layers": num_layers} if num_layers else {}
+    encoder = AutoModel.from_pretrained(source, **kwargs)
     if extra_tokens:
         tokenizer.add_tokens(list(extra_tokens), special_tokens=True)
         encoder.resize_token_embeddings(len(tokenizer))

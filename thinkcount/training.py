@@ -27,7 +27,7 @@ def method_settings(params, name):
         "model": model, "source": encoder["source"],
         "batch_size": encoder["batch_size"], "learning_rate": encoder["learning_rate"],
         "max_length": encoder["max_length"], "epochs": train["epochs"], "grad_accum": 1,
-        "max_train_rows": train["max_train_rows"],
+        "max_train_rows": train["max_train_rows"], "num_layers": encoder.get("num_layers"),
     }
     settings.update({k: v for k, v in overrides.items() if k != "model"})
     return settings
@@ -126,7 +126,7 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
     n_outputs = label_config["n_labels"] if task == "classification" else 1
     source = resolve_source(settings["model"], settings["source"])
     model, tokenizer = build_model(source, n_outputs, method.get("head", "linear"),
-                                   MARKERS if markers else (), seed)
+                                   MARKERS if markers else (), seed, settings["num_layers"])
     label_config = dict(label_config)
     y_train = prepare_targets(train["label"].to_numpy(), label_config, task)
     y_val = y_train_like(val["label"].to_numpy(), label_config, task)
@@ -157,7 +157,8 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
             eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, save_only_model=True,
             load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
             logging_strategy="steps", logging_steps=10, report_to="none", seed=seed, data_seed=seed,
-            disable_tqdm=not progress, train_sampling_strategy="group_by_length", label_names=["labels"], **precision_flags(params["train"]["precision"]),
+            disable_tqdm=not progress, train_sampling_strategy="group_by_length",
+            dataloader_pin_memory=torch.cuda.is_available(), label_names=["labels"], **precision_flags(params["train"]["precision"]),
         )
         callbacks = [EarlyStoppingCallback(params["train"]["early_stopping_patience"])]
         if live is not None:

@@ -1,0 +1,42 @@
+"""Stage baseline@<name>: a baseline's predictions and its yardstick, as for the methods."""
+import sys
+
+from thinkcount import UserError, stage
+from thinkcount.baselines import length_scores, oracle_scores, tfidf_scores
+from thinkcount.data import KEY
+from thinkcount.dataset import load_frame
+from thinkcount.evaluation import yardstick_both
+from thinkcount.jsonl import load_jsonl, write_json, write_jsonl
+
+
+def main(params):
+    name = sys.argv[1]
+    spec = params["baselines"].get(name)
+    if spec is None:
+        raise UserError(f"unknown baseline '{name}'; params.yaml defines {', '.join(params['baselines'])}.")
+    frame = load_frame()
+    train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"].reset_index(drop=True)
+    result = {"method": name, "kind": spec["kind"], "task": "baseline", "target": "counts"}
+    if spec["kind"] == "oracle":
+        oracle = load_jsonl("data/raw/oracle.jsonl")
+        if not oracle:
+            write_json(f"metrics/eval/{name}.json", {**result, "available": False})
+            write_jsonl(f"data/predictions/{name}.jsonl", [])
+            print("baseline oracle: not available for this corpus")
+            return
+        score, expected = oracle_scores(test, oracle)
+    elif spec["kind"] == "length":
+        score, expected = length_scores(train, test)
+    else:
+        score, expected = tfidf_scores(train, test, spec["alpha"], spec["max_features"])
+    ev = params["evaluate"]
+    result["yardstick"] = yardstick_both(score, expected, test, "counts", params["filter"]["max_counts"],
+                                         ev["bootstrap"], ev["seed"])
+    predictions = test[KEY + ["split"]].assign(score=score, expected_counts=expected)
+    write_jsonl(f"data/predictions/{name}.jsonl", predictions.to_dict("records"))
+    write_json(f"metrics/eval/{name}.json", result)
+    print(f"baseline {name}: tau {result['yardstick']['all']['kendall_tau']:.3f}")
+
+
+if __name__ == "__main__":
+    stage.run(main)

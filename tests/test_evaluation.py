@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from thinkcount.evaluation import bootstrap_tau, eta_squared, leakage_audit, yardstick, yardstick_both
+from thinkcount.gate import check, main as gate_main
+from thinkcount.report import markdown, summary_rows
+
+
+def truth(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 200, n)
+    return pd.DataFrame({"counts": counts, "wait_counts": 1 + counts // 20})
+
+
+def test_yardstick_rewards_a_good_ranking_and_not_a_random_one():
+    t = truth()
+    perfect = yardstick(t["counts"], t["counts"], t, "counts", n_boot=100)
+    assert perfect["kendall_tau"] == pytest.approx(1.0) and perfect["auc_top10"] == pytest.approx(1.0)
+    assert perfect["mae_counts"] == 0
+    noise = np.random.default_rng(1).random(len(t))
+    rand = yardstick(noise, noise, t, "counts", n_boot=100)
+    assert abs(rand["kendall_tau"]) < 0.1 and rand["kendall_tau_ci95"][0] < 0 < rand["kendall_tau_ci95"][1]
+    assert rand["kendall_tau_wait_counts"] == pytest.approx(rand["kendall_tau_wait_counts"])
+
+
+def test_yardstick_reports_the_clean_part_separately():
+    t = truth()
+    score = np.where(t["counts"] > 130, -1.0, t["counts"])  # wrong only on the noisy tail
+    both = yardstick_both(score, score, t, "counts", max_counts=130, n_boot=50, seed=0)
+    assert both["clean"]["kendall_tau"] == pytest.approx(1.0)
+    assert both["all"]["kendall_tau"] < 0.9
+    assert both["clean"]["n"] == (t["counts"] <= 130).sum()
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
+    t = truth()
+    score = t["counts"] + np.random.default_rng(2).normal(0, 60, len(t))
+    lo, hi = bootstrap_tau(score.to_numpy(), t["counts"].to_numpy(), 200, seed=3)
+    assert lo < yardstick(score, score, t, "counts", n_boot=10)["kendall_tau"] < hi
+    assert [lo, hi] == bootstrap_tau(score.to_numpy(), t["counts"].to_numpy(), 200, seed=3)
+
+
+def test_eta_squared():
+    values = np.array([1, 1, 10, 10.0])
+    assert eta_squared(values, np.array([0, 0, 1, 1])) == pytest.approx(1.0)
+    assert eta_squared(values, np.array([0, 1, 0, 1])) == pytest.approx(0.0)
+
+
+def test_leakage_audit_detects_labels_derived_from_prompt_features():
+    texts = [f"Why is {i} so? How?" if i % 2 else f"List {i} things." for i in range(200)]
+    labels = np.array([i % 2 for i in range(200)])
+    assert leakage_audit(texts[:150], labels[:150], texts[150:], labels[150:], seed=0) == 1.0
+    shuffled = np.random.default_rng(0).permutation(labels)
+    assert leakage_audit(texts[:150], shuffled[:150], texts[150:], shuffled[150:], seed=0) < 0.75
+
+
+def metrics_file(name, tau, task="classification"):
+    y = {"kendall_tau": tau, "kendall_tau_ci95": [tau - 0.1, tau + 0.1], "spearman": tau, "mae_counts": 3.0,
+         "auc_top10": 0.7, "share_of_oracle": tau / 0.5}
+    return {"method": name, "task": task, "loss": "ce", "labels": "bins", "encoder": "e", "target": "counts",
+            "native": {"f1_macro": 0.9, "accuracy": 0.95}, "yardstick": {"all": y, "clean": y}}
+
+
+def test_comparison_is_sorted_by_tau_and_shows_the_seed_figure():
+    rows = summary_rows([metrics_file("a", 0.2), metrics_file("b", 0.4), {"method": "oracle", "available": False}],
+                        {"a": "F1-macro 0.979"})
+    assert [r["method"] for r in rows] == ["b", "a"]
+    table = markdown(rows, "make run")
+    assert table.index("| b |") < table.index("| a |")
+    assert "F1-macro 0.979" in table and "0.200 [0.100, 0.300]" in table
+
+
+@pytest.fixture
+def gate_files(tmp_path):
+    (tmp_path / "m").mkdir()
+    for name, tau in (("a", 0.30), ("b", 0.50)):
+        (tmp_path / "m" / f"{name}.json").write_text(json.dumps(metrics_file(name, tau)))
+    floors = {"tolerance": 0.05, "floors": {"a": {"yardstick.all.kendall_tau": 0.32},
+                                            "b": {"yardstick.all.kendall_tau": 0.50}}}
+    (tmp_path / "floors.json").write_text(json.dumps(floors))
+    return tmp_path
+
+
+def test_gate_passes_within_tolerance(gate_files):
+    assert gate_main([str(gate_files / "m"), str(gate_files / "floors.json")]) == 0
+
+
+def test_gate_fails_on_a_degraded_metric(gate_files, capsys):
+    (gate_files / "m" / "b.json").write_text(json.dumps(metrics_file("b", 0.40)))
+    assert gate_main([str(gate_files / "m"), str(gate_files / "floors.json")]) == 1
+    assert "b: yardstick.all.kendall_tau 0.400 < floor 0.500" in capsys.readouterr().out
+
+
+def test_gate_fails_on_a_missing_metrics_file_or_key(gate_files):
+    (gate_files / "m" / "a.json").unlink()
+    floors = json.loads((gate_files / "floors.json").read_text())
+    floors["floors"]["b"]["native.mse"] = 1.0
+    failures = check(gate_files / "m", floors)
+    assert any("a.json: missing" in f for f in failures) and any("native.mse missing" in f for f in failures)

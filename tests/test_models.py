@@ -1,0 +1,166 @@
+"""Architecture-specific code on tiny BERT, RoBERTa and DeBERTa-v2 encoders built from configs."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tiny_params
+from thinkcount import UserError
+from thinkcount.features import MARKERS, markers_for, prepare_text
+from thinkcount.inference import predict_raw, prediction_records
+from thinkcount.labels import make_labels
+from thinkcount.models import ComplexityModel, build_model, encoder_layers, resolve_source
+from thinkcount.training import make_loss, method_settings, train_method
+
+FAMILIES = ["bert", "roberta", "deberta-v2"]
+
+
+def tiny_rows(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    texts = [("Why is the sky blue? How does light scatter?" if i % 2 else "List three colors.") + f" {i}"
+             for i in range(n)]
+    counts = np.where(np.arange(n) % 2, rng.integers(20, 60, n), rng.integers(1, 5, n))
+    split = np.array(["train"] * 6 + ["val"] * 2)[np.arange(n) % 8]  # val holds both prompt types
+    return pd.DataFrame({"worker_id": 0, "sample_id": np.arange(n), "text": texts, "counts": counts,
+                         "wait_counts": 1 + counts // 10, "split": split})
+
+
+def labelled(params, name, rows):
+    labels, config = make_labels(rows, params["methods"][name], seed=0)
+    return rows.assign(label=labels), config
+
+
+def trainable_names(model):
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_freeze_keeps_only_the_top_layers_and_the_head_trainable(tiny_encoders, family):
+    model, _ = build_model(tiny_encoders[family], 3, head="mlp")
+    layers = encoder_layers(model.encoder)
+    assert len(layers) == 4
+    model.freeze(2)
+    names = trainable_names(model)
+    assert any(n.startswith("head.") for n in names)
+    top = {f"encoder.encoder.layer.{i}." for i in (2, 3)}
+    assert all(n.startswith("head.") or any(n.startswith(t) for t in top) for n in names)
+    assert any(n.startswith("encoder.encoder.layer.3.") for n in names)
+    model.freeze(0)
+    assert all(n.startswith("head.") for n in trainable_names(model))
+    model.freeze(None)
+    assert len(trainable_names(model)) == len(list(model.parameters()))
+
+
+def test_mlp_head_has_the_seed_shape(tiny_encoders):
+    model, _ = build_model(tiny_encoders["bert"], 10, head="mlp")
+    linears = [m for m in model.head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(32, 512), (512, 10)]
+    assert any(isinstance(m, torch.nn.GELU) for m in model.head)
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.2 for m in model.head)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_markers_are_single_special_tokens_with_their_own_embeddings(tiny_encoders, family):
+    plain, _ = build_model(tiny_encoders[family], 2)
+    model, tokenizer = build_model(tiny_encoders[family], 2, extra_tokens=MARKERS)
+    vocab = plain.encoder.get_input_embeddings().num_embeddings
+    assert model.encoder.get_input_embeddings().num_embeddings == vocab + len(MARKERS)
+    text = prepare_text("Why is the sky blue? How does light scatter?", markers=True)
+    tokens = tokenizer.tokenize(text)
+    assert tokens[:4] == ["[SHORT]", "[WHY]", "[HOW]", "[MULTI_Q]"]
+    ids = tokenizer.convert_tokens_to_ids(tokens[:4])
+    assert all(i >= vocab for i in ids)
+    batch = tokenizer([text], return_tensors="pt", return_token_type_ids=False)
+    assert model(**batch).logits.shape == (1, 2)
+
+
+def test_markers_follow_the_seed_rules():
+    assert markers_for("Why?") == ["[SHORT]", "[WHY]"]
+    assert markers_for(" ".join(["word"] * 12)) == ["[MEDIUM]"]
+    long = "Compare the two and explain how they differ if it rains? And why? " * 3
+    assert set(markers_for(long)) >= {"[LONG]", "[COMPARE]", "[EXPLAIN]", "[HOW]", "[WHY]", "[CONDITIONAL]",
+                                      "[MULTI_Q]"}
+    assert markers_for("Calculate 3 + 4.") == ["[SHORT]", "[CALCULATE]"]
+    assert prepare_text("List two.", markers=False) == "List two."
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("name", ["m04_two_stage", "m07_custom_head", "m08_markers"])
+def test_special_methods_train_on_every_family(tmp_path, params, tiny_encoders, family, name):
+    p = tiny_params(params, {family: tiny_encoders[family]})
+    rows, config = labelled(p, name, tiny_rows())
+    model, tokenizer, settings, history, config = train_method(p, name, rows, config, tmp_path, progress=False)
+    reference, _ = build_model(tiny_encoders[family], config["n_labels"])
+    bottom = dict(reference.encoder.encoder.layer[0].named_parameters())
+    changed = {n: not torch.equal(v, bottom[n]) for n, v in model.encoder.encoder.layer[0].named_parameters()}
+    if name == "m04_two_stage":
+        assert [h["trainable_layers"] for h in history] == [0, None]
+        assert [h["learning_rate"] for h in history] == [5e-4, settings["learning_rate"]]
+        assert any(changed.values())  # stage 2 unfroze the encoder
+    if name == "m07_custom_head":
+        assert not any(changed.values())  # bottom layers stay as pretrained
+        top = dict(reference.encoder.encoder.layer[3].named_parameters())
+        assert any(not torch.equal(v, top[n]) for n, v in model.encoder.encoder.layer[3].named_parameters())
+    if name == "m08_markers":
+        assert config["markers"] is True
+        assert tokenizer.convert_tokens_to_ids("[WHY]") >= tokenizer.vocab_size
+    model.save(tmp_path / "saved", tokenizer)
+    loaded, loaded_tok = ComplexityModel.load(tmp_path / "saved")
+    texts = [prepare_text(t, config["markers"]) for t in rows["text"][:5]]
+    assert np.allclose(predict_raw(model.eval(), tokenizer, texts, 32), predict_raw(loaded, loaded_tok, texts, 32),
+                       atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["m01_regress", "m05_bin_regress", "m13_rank", "m12_wait_classes"])
+def test_every_task_trains_learns_and_predicts_counts(tmp_path, params, tiny_encoders, name):
+    p = tiny_params(params, {"bert": tiny_encoders["bert"]}, epochs=6)
+    rows, config = labelled(p, name, tiny_rows(128))
+    model, tokenizer, _, _, config = train_method(p, name, rows, config, tmp_path, progress=False)
+    val = rows[rows["split"] == "val"]
+    records = prediction_records(predict_raw(model, tokenizer, list(val["text"]), 32), config)
+    scores = np.array([r["score"] for r in records])
+    target = val[p["methods"][name]["target"]].to_numpy()
+    # The two prompt types differ a lot in counts: any working model separates them.
+    assert scores[target > np.median(target)].mean() > scores[target <= np.median(target)].mean()
+    assert all(r["expected_counts"] > 0 for r in records)
+    if p["methods"][name]["task"] == "classification":
+        assert all(len(r["probs"]) == config["n_labels"] and abs(sum(r["probs"]) - 1) < 1e-4 for r in records)
+
+
+def test_weighted_loss_upweights_the_rare_class():
+    logits = torch.tensor([[2.0, 0.0], [2.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
+    labels = torch.tensor([0, 0, 0, 1])
+    wrong_rare = torch.tensor([[2.0, 0.0]] * 4)
+    out = type("Out", (), {})
+    out.logits = wrong_rare
+    plain = make_loss("classification", "ce")(out, labels)
+    weighted = make_loss("classification", "weighted_ce", torch.tensor([4 / 6, 2.0]))(out, labels)
+    assert weighted > plain  # missing the rare class costs more with weights
+    out.logits = logits
+    assert make_loss("classification", "ce")(out, labels) < plain
+
+
+def test_pairwise_loss_prefers_correct_order():
+    labels = torch.tensor([0.0, 1.0, 2.0])
+    out = type("Out", (), {})
+    out.logits = torch.tensor([[0.0], [5.0], [10.0]])
+    good = make_loss("ranking", "pairwise")(out, labels)
+    out.logits = torch.tensor([[10.0], [5.0], [0.0]])
+    bad = make_loss("ranking", "pairwise")(out, labels)
+    assert good < 0.01 < 5 < bad
+
+
+def test_method_settings_apply_overrides(params, tiny_encoders):
+    p = tiny_params(params, {"bert": tiny_encoders["bert"], "roberta": tiny_encoders["roberta"]})
+    p["methods"]["m07_custom_head"]["overrides"] = {"model": "tiny-roberta", "batch_size": 4, "epochs": 5}
+    s = method_settings(p, "m07_custom_head")
+    assert (s["model"], s["batch_size"], s["epochs"]) == ("tiny-roberta", 4, 5)
+    assert method_settings(p, "m01_regress")["model"] == "tiny-bert"
+
+
+def test_unreachable_hub_model_stops_with_one_sentence(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match="deberta-v3-large.*encoders.deberta-v3-large.source"):
+        resolve_source("deberta-v3-large", "microsoft/deberta-v3-large-not-cached")
+    with pytest.raises(UserError, match="needs the Python package"):
+        resolve_source("x", "package:no_such_package_here/model")
