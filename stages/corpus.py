@@ -9,8 +9,7 @@ CORPUS, ORACLE, REPORT = "data/raw/corpus.jsonl", "data/raw/oracle.jsonl", "metr
 def main(params):
     data = params["data"]
     if data["source"] == "sample":
-        records, oracle = corpus.generate(data["sample_size"], data["seed"], params["counts"]["keywords"],
-                                          workers=data["sample_workers"])
+        records, oracle = corpus.generate(data["sample_size"], data["seed"], workers=data["sample_workers"])
         report = {"source": "sample", "rows_read": len(records), "rows_valid": len(records), "invalid": {},
                   "oracle_kendall_tau": oracle_tau(compute_counts(records, params["counts"]["keywords"]), oracle)}
     else:

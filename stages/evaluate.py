@@ -1,7 +1,4 @@
 """Stage evaluate@<method>: native metrics as the seed reported them, and the shared yardstick."""
-import sys
-
-import numpy as np
 import pandas as pd
 
 from thinkcount import UserError, stage
@@ -13,9 +10,7 @@ from thinkcount.jsonl import load_jsonl, read_json, write_json
 
 
 def main(params):
-    name = sys.argv[1]
-    if name not in params["methods"]:
-        raise UserError(f"unknown method '{name}'; params.yaml defines {', '.join(params['methods'])}.")
+    name = stage.method_name(params)
     method, ev = params["methods"][name], params["evaluate"]
     config = read_json(f"models/{name}/label_config.json")
     train_summary = read_json(f"metrics/train/{name}.json")
@@ -32,15 +27,16 @@ def main(params):
     }
     # Native metrics on the test rows of the method's own variant, against its own labels.
     labels = pd.DataFrame(load_jsonl(f"data/labels/{name}/labels.jsonl"))
-    native = labels[labels["split"] == "test"][KEY + ["label"]].merge(test, on=KEY)
+    native = (labels[labels["split"] == "test"][KEY + ["label"]].rename(columns={"label": "true_label"})
+              .merge(test, on=KEY))
     if method["task"] == "classification":
-        pred, truth = native["label_y"].to_numpy(int), native["label_x"].to_numpy(int)
+        pred, truth = native["label"].to_numpy(int), native["true_label"].to_numpy(int)
         result["native"] = classification_metrics(pred, truth, config["n_labels"], config["label_names"])
         result["native"]["confusion"] = confusion(pred, truth, config["n_labels"])
         plot = confusion_rows(pred, truth, config["label_names"])
     else:
         value = native["score"].to_numpy()
-        truth = native["label"].to_numpy(float)
+        truth = native["true_label"].to_numpy(float)
         if method["task"] == "regression":
             result["native"] = regression_metrics(value, truth)
             result["native"]["unit"] = "bins" if "label_stats" in config else target

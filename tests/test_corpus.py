@@ -11,14 +11,14 @@ from thinkcount.data import compute_counts, oracle_tau
 
 @pytest.fixture(scope="module")
 def sample(keywords):
-    records, oracle = generate(6000, 2024, keywords)
+    records, oracle = generate(6000, 2024)
     return records, oracle, compute_counts(records, keywords)
 
 
 def test_generation_is_deterministic_per_seed(keywords):
-    a, _ = generate(50, 1, keywords)
-    b, _ = generate(50, 1, keywords)
-    c, _ = generate(50, 2, keywords)
+    a, _ = generate(50, 1)
+    b, _ = generate(50, 1)
+    c, _ = generate(50, 2)
     assert a == b
     assert a != c
 

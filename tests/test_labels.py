@@ -107,3 +107,8 @@ def test_class_weights_are_sklearn_balanced():
 def test_merge_empty_bins_handles_an_empty_first_bin():
     edges = merge_empty_bins(np.array([0, 1, 2, 3.0]), np.array([2.5, 3.0, 1.5]))
     assert edges.tolist() == [0, 2, 3]
+
+
+def test_class_weights_give_zero_to_a_label_missing_from_the_train_sample():
+    weights = class_weights(np.array([0, 0, 2]), 3)
+    assert weights[1] == 0 and weights[0] == pytest.approx(0.75) and weights[2] == pytest.approx(1.5)

@@ -1,33 +1,16 @@
 """Architecture-specific code on tiny BERT, RoBERTa and DeBERTa-v2 encoders built from configs."""
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from conftest import tiny_params
+from conftest import labelled, tiny_params, tiny_rows
 from thinkcount import UserError
 from thinkcount.features import MARKERS, markers_for, prepare_text
 from thinkcount.inference import predict_raw, prediction_records
-from thinkcount.labels import make_labels
 from thinkcount.models import ComplexityModel, build_model, encoder_layers, resolve_source
 from thinkcount.training import make_loss, method_settings, train_method
 
 FAMILIES = ["bert", "roberta", "deberta-v2"]
-
-
-def tiny_rows(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    texts = [("Why is the sky blue? How does light scatter?" if i % 2 else "List three colors.") + f" {i}"
-             for i in range(n)]
-    counts = np.where(np.arange(n) % 2, rng.integers(20, 60, n), rng.integers(1, 5, n))
-    split = np.array(["train"] * 6 + ["val"] * 2)[np.arange(n) % 8]  # val holds both prompt types
-    return pd.DataFrame({"worker_id": 0, "sample_id": np.arange(n), "text": texts, "counts": counts,
-                         "wait_counts": 1 + counts // 10, "split": split})
-
-
-def labelled(params, name, rows):
-    labels, config = make_labels(rows, params["methods"][name], seed=0)
-    return rows.assign(label=labels), config
 
 
 def trainable_names(model):

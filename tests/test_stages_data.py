@@ -78,3 +78,8 @@ def test_bad_input_stops_the_stage_with_one_sentence(tmp_path, small, setup, fra
 def test_a_stage_without_its_inputs_names_the_missing_file(tmp_path, small):
     write_params(tmp_path, small)
     assert_one_sentence_error(run_stage("counts.py", tmp_path), "data/raw/corpus.jsonl", "no such file")
+
+
+def test_a_method_stage_names_an_unknown_method(tmp_path, small):
+    write_params(tmp_path, small)
+    assert_one_sentence_error(run_stage("label.py", tmp_path, "m99_nothing"), "unknown method 'm99_nothing'")

@@ -24,7 +24,8 @@ def merge(base, overlay, where=""):
     return base
 
 
-def prepare(workdir):
+def prepare(workdir, overlay):
+    """Copy the working tree's files (tracked or not ignored) to workdir, merge overlay into its params."""
     workdir = Path(workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True, text=True,
@@ -33,7 +34,7 @@ def prepare(workdir):
         if Path(name).is_file():
             (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(name, workdir / name)
-    params = merge(yaml.safe_load(Path("params.yaml").read_text()), yaml.safe_load(Path(".ci/params.yaml").read_text()))
+    params = merge(yaml.safe_load(Path("params.yaml").read_text()), overlay)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     load_params(workdir / "params.yaml")
     # Generated outputs of the main run are not part of the profile.
@@ -48,7 +49,7 @@ def prepare(workdir):
 
 if __name__ == "__main__":
     try:
-        prepare(sys.argv[1])
+        prepare(sys.argv[1], yaml.safe_load(Path(".ci/params.yaml").read_text()))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

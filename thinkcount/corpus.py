@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from thinkcount import UserError
-from thinkcount.counting import count_keywords, keyword_pattern, prompt_text
+from thinkcount.counting import prompt_text
 from thinkcount.jsonl import Problems, read_jsonl
 
 TOPICS = [
@@ -134,10 +134,11 @@ REFUSAL_PROMPTS = [
 ]
 
 
-def generate(n, seed, keywords, workers=8):
-    """Return (records, oracle): n records in the real JSONL format and their expected counts."""
+def generate(n, seed, workers=8):
+    """Return (records, oracle): n records in the real JSONL format and their expected counts.
+
+    The traces use fixed keyword sentences; tests check they match the configured keyword list."""
     rng = np.random.default_rng(seed)
-    pattern = keyword_pattern(keywords)
     families = list(FAMILIES)
     shares = np.array([FAMILIES[f][0] for f in families])
     shard = rng.multinomial(n, np.full(workers, 1 / workers))
@@ -153,9 +154,6 @@ def generate(n, seed, keywords, workers=8):
             records.append({"worker_id": worker_id, "sample_id": sample_id, "instruction": instruction,
                             "input": input_text, "content": content})
             oracle.append({"worker_id": worker_id, "sample_id": sample_id, "expected_counts": expected})
-    # Keyword counts of the realised trace are measured by the counts stage; check
-    # here only that the templates never produce accidental matches.
-    assert all(count_keywords(r["content"], pattern) >= 1 for r in records)
     return records, oracle
 
 

@@ -148,5 +148,10 @@ def label_names(config):
 
 
 def class_weights(train_labels, n_labels):
-    """sklearn's 'balanced' weights, n_samples / (n_classes * count); every label has train rows."""
-    return compute_class_weight("balanced", classes=np.arange(n_labels), y=train_labels)
+    """sklearn's 'balanced' weights, n_samples / (n_present_classes * count), over the labels present.
+
+    A label missing from a subsampled train set gets weight 0: it is never a target there."""
+    present = np.unique(train_labels)
+    weights = np.zeros(n_labels)
+    weights[present] = compute_class_weight("balanced", classes=present, y=train_labels)
+    return weights

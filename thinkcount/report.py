@@ -44,7 +44,7 @@ def markdown(rows, command):
     lines = [
         "# Comparison of predictors",
         "",
-        f"Produced by `{command}`; every number below comes from `metrics/*.json` of that run.",
+        f"Produced by `{command}`; every number below comes from `metrics/eval/*.json` of that run.",
         "",
         "Sorted by Kendall tau-b between each predictor's complexity score and the true target on the shared test "
         "split (`counts`, or `wait_counts` for the Wait methods). " + SEED_NOTE,

@@ -129,7 +129,7 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
                                    MARKERS if markers else (), seed, settings["num_layers"])
     label_config = dict(label_config)
     y_train = prepare_targets(train["label"].to_numpy(), label_config, task)
-    y_val = y_train_like(val["label"].to_numpy(), label_config, task)
+    y_val = val_targets(val["label"].to_numpy(), label_config, task)
     weights = None
     if method["loss"] == "weighted_ce":
         weights = torch.tensor(class_weights(y_train, n_outputs), dtype=torch.float32)
@@ -167,9 +167,10 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
                           data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
                           callbacks=callbacks)
         trainer.loss_is_scaled_for_ga = False  # our losses are per-batch means
-        trainer.train()
+        out = trainer.train()
         history.append({"phase": phase, "trainable_layers": trainable, "learning_rate": lr, "epochs": epochs,
-                        "best_eval_loss": trainer.state.best_metric, "steps": trainer.state.global_step})
+                        "best_eval_loss": trainer.state.best_metric, "steps": trainer.state.global_step,
+                        "train_samples_per_second": out.metrics["train_samples_per_second"]})
     shutil.rmtree(checkpoints, ignore_errors=True)
     model.freeze(None)
     if task == "ranking":
@@ -180,7 +181,7 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
     return model, tokenizer, settings, history, label_config
 
 
-def y_train_like(labels, config, task):
+def val_targets(labels, config, task):
     """Val targets on the train targets' scale."""
     if task == "regression":
         return ((labels - config["scale"]["mean"]) / config["scale"]["std"]).astype(np.float32)

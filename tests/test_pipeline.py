@@ -1,0 +1,91 @@
+"""The DVC pipeline end to end on a tiny corpus and tiny encoders, in a scratch git repository:
+repro, a no-op second repro, `dvc exp run -S model=...`, and the predictor against the stage outputs."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, read_json
+from thinkcount.ciprofile import prepare
+from thinkcount.predict import Predictor, main as predict_main
+
+METHODS = ["m10_kmeans_clean", "m13_rank"]
+
+
+def sh(cwd, *cmd):
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "TQDM_DISABLE": "1"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, tiny_encoders):
+    work = tmp_path_factory.mktemp("pipeline")
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        prepare(work, {"data": {"sample_size": 240}, "evaluate": {"bootstrap": 50},
+                       "train": {"epochs": 1, "max_train_rows": 64, "max_val_rows": 16, "eval_batch_size": 32}})
+    finally:
+        os.chdir(cwd)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["methods"] = {m: params["methods"][m] for m in METHODS}
+    params["reference"] = {}
+    for family in ("bert", "roberta"):
+        params["encoders"][f"tiny-{family}"] = {"source": tiny_encoders[family], "batch_size": 16,
+                                                "learning_rate": 1e-3, "max_length": 32}
+    params["model"] = "tiny-bert"
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(work, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "tiny params")
+    sh(work, "dvc", "repro")
+    return work
+
+
+def test_repro_builds_every_stage_and_a_second_repro_does_nothing(repo):
+    stages = sh(repo, "dvc", "stage", "list")
+    for m in METHODS:
+        assert f"label@{m}" in stages and f"train@{m}" in stages and f"evaluate@{m}" in stages
+    summary = read_json(repo / "metrics/summary.json")
+    assert {r["method"] for r in summary["rows"]} == set(METHODS) | {"b_length", "b_tfidf", "oracle"}
+    report = (repo / "reports/comparison.md").read_text()
+    assert "| m10_kmeans_clean | classification |" in report and "| m13_rank | ranking |" in report
+    assert "## Leakage audit" in report and report.count("| m10_kmeans_clean |") == 2
+    assert (repo / "reports/tau.png").stat().st_size > 1000
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "repro")
+    shown = sh(repo, "dvc", "metrics", "show", "--md")
+    assert "metrics/eval/m13_rank.json" in shown
+
+
+def test_predictor_api_and_cli_agree_with_the_stage_predictions(repo, tmp_path):
+    for method in METHODS:
+        stage_rows = [json.loads(line) for line in (repo / f"data/predictions/{method}.jsonl").open()][:20]
+        counts = {(r["worker_id"], r["sample_id"]): r for r in map(json.loads, (repo / "data/counts.jsonl").open())}
+        texts = [counts[(r["worker_id"], r["sample_id"])]["text"] for r in stage_rows]
+        api = Predictor.load(repo / f"models/{method}").predict(texts)
+        assert np.allclose([a["score"] for a in api], [r["score"] for r in stage_rows], atol=1e-4)
+        assert np.allclose([a["expected_counts"] for a in api], [r["expected_counts"] for r in stage_rows], rtol=1e-4)
+        if method == "m10_kmeans_clean":
+            assert api[0]["label_name"].startswith("cluster") and len(api[0]["probs"]) == len(stage_rows[0]["probs"])
+        prompts = tmp_path / "prompts.jsonl"
+        prompts.write_text("".join(json.dumps({"instruction": t}) + "\n" for t in texts))
+        out = tmp_path / "out.jsonl"
+        assert predict_main(["--model", str(repo / f"models/{method}"), "--input", str(prompts),
+                             "--output", str(out)]) == 0
+        cli = [json.loads(line) for line in out.open()]
+        assert [c["score"] for c in cli] == pytest.approx([a["score"] for a in api], abs=1e-5)
+
+
+def test_exp_run_swaps_the_encoder_for_every_training_stage(repo):
+    before = read_json(repo / "metrics/train/m13_rank.json")
+    assert before["model"] == "tiny-bert"
+    out = sh(repo, "dvc", "exp", "run", "-S", "model=tiny-roberta")
+    for m in METHODS:
+        assert f"train@{m}" in out
+        assert read_json(repo / f"metrics/train/{m}.json")["model"] == "tiny-roberta"
+    assert "Running stage 'corpus'" not in out and "Running stage 'split'" not in out  # data stays cached
+    assert read_json(repo / "metrics/eval/m13_rank.json")["encoder"] == "tiny-roberta"

@@ -1,0 +1,72 @@
+"""The predictor's errors, on a tiny model trained in the test."""
+import json
+
+import pytest
+
+from conftest import labelled, tiny_params, tiny_rows
+from thinkcount import UserError
+from thinkcount.jsonl import write_json
+from thinkcount.predict import Predictor, main
+from thinkcount.training import train_method
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, params, tiny_encoders):
+    out = tmp_path_factory.mktemp("model") / "m08_markers"
+    p = tiny_params(params, {"deberta-v2": tiny_encoders["deberta-v2"]})
+    rows, config = labelled(p, "m08_markers", tiny_rows())
+    model, tokenizer, _, _, config = train_method(p, "m08_markers", rows, config, out, progress=False)
+    model.save(out, tokenizer)
+    write_json(out / "label_config.json", config)
+    return out
+
+
+def test_predict_returns_scores_labels_and_probabilities(model_dir):
+    results = Predictor.load(model_dir).predict(["Why is the sky blue?", "List three colors."])
+    assert len(results) == 2
+    for r in results:
+        assert set(r) == {"score", "expected_counts", "label", "label_name", "probs"}
+        assert r["label_name"].startswith("(") and abs(sum(r["probs"]) - 1) < 1e-4
+        assert r["score"] == pytest.approx(r["expected_counts"])
+    assert Predictor.load(model_dir).predict([]) == []
+
+
+def test_predict_rejects_empty_prompts_and_a_bare_string(model_dir):
+    predictor = Predictor.load(model_dir)
+    with pytest.raises(UserError, match="prompt 1 is empty"):
+        predictor.predict(["ok", "  "])
+    with pytest.raises(UserError, match="list of prompts"):
+        predictor.predict("one string")
+
+
+def test_load_names_a_missing_model_folder(tmp_path):
+    with pytest.raises(UserError, match="no such model folder"):
+        Predictor.load(tmp_path / "m99_nothing")
+    with pytest.raises(UserError, match="no label_config.json"):
+        Predictor.load(tmp_path)
+
+
+def test_cli_prints_jsonl_for_prompts(model_dir, capsys):
+    assert main(["--model", str(model_dir), "Why?", "List two."]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["prompt"] for line in lines] == ["Why?", "List two."]
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"instruction": "ok"}\n{"input": "no instruction"}\n', "line 2: no `instruction`"),
+    ('{"instruction": "ok"}\nnot json\n', "line 2: not a JSON object"),
+    ('{"instruction": "ok", "input": 3}\n', "line 1: `input` is not text"),
+])
+def test_cli_stops_on_a_bad_input_line_with_one_sentence(model_dir, tmp_path, capsys, content, message):
+    path = tmp_path / "in.jsonl"
+    path.write_text(content)
+    assert main(["--model", str(model_dir), "--input", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_errors_for_a_missing_model_or_no_prompts(tmp_path, capsys):
+    assert main(["--model", str(tmp_path / "missing"), "hi"]) == 1
+    assert "no such model folder" in capsys.readouterr().err
+    assert main(["--model", str(tmp_path)]) == 1
+    assert "give prompts" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""Use a trained model on new prompts, without DVC or the training data.
+
+    from thinkcount.predict import Predictor
+    predictor = Predictor.load("models/m13_rank")
+    predictor.predict(["Explain how vaccines work."])
+
+    python -m thinkcount.predict --model models/m13_rank "Explain how vaccines work." "List three fruits."
+    python -m thinkcount.predict --model models/m13_rank --input prompts.jsonl --output predictions.jsonl
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from thinkcount import UserError
+from thinkcount.counting import prompt_text
+from thinkcount.features import prepare_text
+from thinkcount.inference import best_device, predict_raw, prediction_records
+from thinkcount.jsonl import read_json, read_jsonl
+from thinkcount.models import ComplexityModel
+
+
+class Predictor:
+    """A trained thinkcount model with the label configuration saved beside it."""
+
+    def __init__(self, model, tokenizer, config):
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+
+    @classmethod
+    def load(cls, folder, device=None):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UserError(f"{folder}: no such model folder; train it with `dvc repro train@{folder.name}`.")
+        if not (folder / "label_config.json").is_file():
+            raise UserError(f"{folder}: no label_config.json; is this a thinkcount model folder?")
+        model, tokenizer = ComplexityModel.load(folder)
+        return cls(model.to(device or best_device()), tokenizer, read_json(folder / "label_config.json"))
+
+    def predict(self, prompts, batch_size=64, progress=False):
+        """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs."""
+        if isinstance(prompts, str):
+            raise UserError("predict takes a list of prompts, not one string.")
+        for i, prompt in enumerate(prompts):
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise UserError(f"prompt {i} is empty or not a string.")
+        if not prompts:
+            return []
+        texts = [prepare_text(p, self.config["markers"]) for p in prompts]
+        raw = predict_raw(self.model, self.tokenizer, texts, self.config["max_length"], batch_size, progress=progress)
+        return prediction_records(raw, self.config)
+
+
+def read_prompts(path):
+    """Prompts from a JSONL file with `instruction` and optional `input`; any bad line stops the run."""
+    prompts = []
+    for line_no, obj in read_jsonl(path):
+        instruction = obj.get("instruction")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise UserError(f"{path}, line {line_no}: no `instruction` text.")
+        input_text = obj.get("input") or ""
+        if not isinstance(input_text, str):
+            raise UserError(f"{path}, line {line_no}: `input` is not text.")
+        prompts.append(prompt_text(instruction, input_text))
+    return prompts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m thinkcount.predict", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="a trained model folder, e.g. models/m13_rank")
+    parser.add_argument("--input", help="JSONL file with `instruction` and optional `input` per line")
+    parser.add_argument("--output", help="write JSONL here instead of standard output")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("prompts", nargs="*", help="prompts to score")
+    args = parser.parse_args(argv)
+    try:
+        if bool(args.input) == bool(args.prompts):
+            raise UserError("give prompts on the command line or --input FILE, not both or neither.")
+        prompts = read_prompts(args.input) if args.input else args.prompts
+        predictor = Predictor.load(args.model)
+        results = predictor.predict(prompts, args.batch_size, progress=bool(args.input))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    lines = "".join(json.dumps({"prompt": p, **r}, ensure_ascii=False) + "\n" for p, r in zip(prompts, results))
+    if args.output:
+        Path(args.output).write_text(lines, encoding="utf-8")
+    else:
+        sys.stdout.write(lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
