@@ -8,6 +8,7 @@ Results are merged into reports/benchmarks.json and rendered to reports/benchmar
 """
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -141,13 +142,15 @@ def bench_inference(params, name, rows, device):
 
 
 def time_command(cmd, cwd):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, shell=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, cwd=cwd, check=True, shell=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - start
 
 
 def bench_pipeline():
-    """Wall time of the CI profile and of the full default pipeline, each in a scratch copy."""
+    """Wall time of the CI profile and of the full default pipeline (`dvc repro` from nothing, in scratch
+    copies of the working tree, with this environment: installing requirements is not included)."""
     import yaml
     from thinkcount.ciprofile import prepare
     out = {}
@@ -176,7 +179,8 @@ def main():
     parser.add_argument("--rows", type=int, default=600)
     parser.add_argument("--pipeline", action="store_true")
     args = parser.parse_args()
-    params = load_params(ROOT / "params.yaml")
+    os.chdir(ROOT)  # the pipeline copies are made from the repository's working tree
+    params = load_params("params.yaml")
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         if args.model == "deberta-v3-base-shape":
