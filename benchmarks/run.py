@@ -1,16 +1,16 @@
 """Benchmarks: training and inference throughput against bare PyTorch loops, and pipeline wall times.
 
     python benchmarks/run.py                 # training + inference (a few minutes), default encoder
-    python benchmarks/run.py --pipeline      # also times `make ci-repro` and a full `dvc repro` (about 30 min)
     python benchmarks/run.py --device cuda --model deberta-v3-base-shape --precision bf16   # on a GPU
 
 Results are merged into reports/benchmarks.json and rendered to reports/benchmarks.md.
+Pipeline wall times on a fresh clone come from benchmarks/fresh_clone.sh.
 """
 import argparse
 import json
 import os
 import platform
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import kendalltau
 from transformers import AutoConfig, AutoModel, AutoTokenizer, DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
@@ -103,13 +104,13 @@ def bench_training(params, name, rows, device, precision):
 
 def bench_inference(params, name, rows, device):
     """Predictor.predict at batch 1 (latency) and 64 (throughput) against a bare model(**batch) loop."""
-    with tempfile.TemporaryDirectory() as tmp:
-        labels, config = make_labels(rows, params["methods"][name], params["train"]["seed"])
-        model, tokenizer, settings, _, config = train_method(params, name, rows.assign(label=labels), config, tmp,
-                                                             progress=False)
-        model.save(tmp, tokenizer)
-        (Path(tmp) / "label_config.json").write_text(json.dumps(config))
-        predictor = Predictor.load(tmp, device=device)
+    tmp_model = tempfile.mkdtemp()
+    labels, config = make_labels(rows, params["methods"][name], params["train"]["seed"])
+    model, tokenizer, settings, _, config = train_method(params, name, rows.assign(label=labels), config, tmp_model,
+                                                         progress=False)
+    model.save(tmp_model, tokenizer)
+    (Path(tmp_model) / "label_config.json").write_text(json.dumps(config))
+    predictor = Predictor.load(tmp_model, device=device)
     prompts = list(rows["text"][:512])
     predictor.predict(prompts[:8])  # warm-up
     latencies = []
@@ -135,36 +136,26 @@ def bench_inference(params, name, rows, device):
         for batch in batches:
             bare(**{k: v.to(device) for k, v in batch.items()})
         bare_rate = len(prompts) / (time.perf_counter() - start)
+    int8 = Predictor.load(tmp_model, device="cpu", int8=True)
+    int8_latencies = []
+    for p in prompts[:200]:
+        start = time.perf_counter()
+        int8.predict([p], batch_size=1)
+        int8_latencies.append(time.perf_counter() - start)
+    fp32_scores = [r["score"] for r in predictor.predict(prompts)]
+    int8_scores = [r["score"] for r in int8.predict(prompts)]
+    shutil.rmtree(tmp_model)
     ms = lambda xs, q: float(np.percentile(xs, q) * 1000)  # noqa: E731
     return {"model": settings["model"], "batch1_p50_ms": ms(latencies, 50), "batch1_p95_ms": ms(latencies, 95),
             "bare_batch1_p50_ms": ms(bare_latencies, 50), "batch64_prompts_per_second": api_rate,
-            "bare_batch64_prompts_per_second": bare_rate, "batch64_ratio": api_rate / bare_rate}
-
-
-def time_command(cmd, cwd):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, shell=True, stdout=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - start
-
-
-def bench_pipeline():
-    """Wall time of the CI profile and of the full default pipeline (`dvc repro` from nothing, in scratch
-    copies of the working tree, with this environment: installing requirements is not included)."""
-    import yaml
-    from thinkcount.ciprofile import prepare
-    out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        prepare(Path(tmp) / "ci", yaml.safe_load((ROOT / ".ci/params.yaml").read_text()))
-        out["ci_repro_seconds"] = time_command("dvc repro", Path(tmp) / "ci")
-        prepare(Path(tmp) / "full", {})
-        out["full_repro_seconds"] = time_command("dvc repro", Path(tmp) / "full")
-    return out
+            "bare_batch64_prompts_per_second": bare_rate, "batch64_ratio": api_rate / bare_rate,
+            "int8_batch1_p50_ms": ms(int8_latencies, 50), "int8_batch1_p95_ms": ms(int8_latencies, 95),
+            "int8_vs_fp32_kendall_tau": float(kendalltau(fp32_scores, int8_scores).statistic)}
 
 
 def render(results):
-    lines = ["# Benchmarks", "", "Produced by `python benchmarks/run.py` (`make bench`; `--pipeline` for the "
-             "pipeline timings); raw numbers in `reports/benchmarks.json`.", ""]
+    lines = ["# Benchmarks", "", "Produced by `python benchmarks/run.py` (`make bench`); raw numbers in "
+             "`reports/benchmarks.json`. Pipeline wall times: `bash benchmarks/fresh_clone.sh`.", ""]
     for key, r in results.items():
         lines += [f"## {key}", "", f"Machine: {r['machine']}", "", "```json", json.dumps(r["results"], indent=2),
                   "```", ""]
@@ -177,7 +168,6 @@ def main():
     parser.add_argument("--model", help="registry name; deberta-v3-base-shape builds that shape from a config")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--rows", type=int, default=600)
-    parser.add_argument("--pipeline", action="store_true")
     args = parser.parse_args()
     os.chdir(ROOT)  # the pipeline copies are made from the repository's working tree
     params = load_params("params.yaml")
@@ -194,8 +184,6 @@ def main():
         rows = corpus_frame(params, int(args.rows / 0.9) + 1)
         results = {"training": bench_training(params, "m06_weighted", rows, device, args.precision),
                    "inference": bench_inference(params, "m06_weighted", rows, device)}
-    if args.pipeline:
-        results["pipeline"] = bench_pipeline()
     key = f"{args.device} {params['model']} {args.precision}"
     saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     saved[key] = {"machine": machine(), "command": " ".join(sys.argv), "results": results}

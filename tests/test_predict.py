@@ -70,3 +70,12 @@ def test_cli_errors_for_a_missing_model_or_no_prompts(tmp_path, capsys):
     assert "no such model folder" in capsys.readouterr().err
     assert main(["--model", str(tmp_path)]) == 1
     assert "give prompts" in capsys.readouterr().err
+
+
+def test_int8_predictions_keep_the_ranking_of_fp32(model_dir):
+    from scipy.stats import kendalltau
+    prompts = [f"Why is the sky blue? How? {i}" if i % 2 else f"List {i} colors." for i in range(40)]
+    fp32 = [r["score"] for r in Predictor.load(model_dir).predict(prompts)]
+    int8 = [r["score"] for r in Predictor.load(model_dir, int8=True).predict(prompts)]
+    assert fp32 != int8  # quantization did change the model
+    assert kendalltau(fp32, int8).statistic > 0.8

@@ -10,7 +10,10 @@
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
+
+import torch
 
 from thinkcount import UserError
 from thinkcount.counting import prompt_text
@@ -27,14 +30,22 @@ class Predictor:
         self.model, self.tokenizer, self.config = model, tokenizer, config
 
     @classmethod
-    def load(cls, folder, device=None):
+    def load(cls, folder, device=None, int8=False):
+        """int8 quantizes the linear layers dynamically: about 2x lower latency on CPU, slightly different scores."""
         folder = Path(folder)
         if not folder.is_dir():
             raise UserError(f"{folder}: no such model folder; train it with `dvc repro train@{folder.name}`.")
         if not (folder / "label_config.json").is_file():
             raise UserError(f"{folder}: no label_config.json; is this a thinkcount model folder?")
         model, tokenizer = ComplexityModel.load(folder)
-        return cls(model.to(device or best_device()), tokenizer, read_json(folder / "label_config.json"))
+        device = torch.device(device) if device else best_device()
+        if int8:
+            if device.type != "cpu":
+                raise UserError("int8 inference is for the CPU; leave it off on a GPU.")
+            with warnings.catch_warnings():  # torch marks eager quantization deprecated in favour of torchao
+                warnings.simplefilter("ignore")
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return cls(model.to(device), tokenizer, read_json(folder / "label_config.json"))
 
     def predict(self, prompts, batch_size=64, progress=False):
         """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs."""
@@ -70,13 +81,14 @@ def main(argv=None):
     parser.add_argument("--input", help="JSONL file with `instruction` and optional `input` per line")
     parser.add_argument("--output", help="write JSONL here instead of standard output")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--int8", action="store_true", help="dynamic int8 quantization on CPU: faster, approximate")
     parser.add_argument("prompts", nargs="*", help="prompts to score")
     args = parser.parse_args(argv)
     try:
         if bool(args.input) == bool(args.prompts):
             raise UserError("give prompts on the command line or --input FILE, not both or neither.")
         prompts = read_prompts(args.input) if args.input else args.prompts
-        predictor = Predictor.load(args.model)
+        predictor = Predictor.load(args.model, int8=args.int8)
         results = predictor.predict(prompts, args.batch_size, progress=bool(args.input))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
