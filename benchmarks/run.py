@@ -45,7 +45,7 @@ def machine():
 
 def corpus_frame(params, n, seed=0):
     records, _ = generate(n, seed)
-    frame = compute_counts(records, params["counts"]["keywords"])
+    frame = compute_counts(records, **params["counts"])
     frame["split"] = np.where(np.arange(n) % 10 == 0, "val", "train")
     return frame
 

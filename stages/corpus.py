@@ -11,14 +11,14 @@ def main(params):
     if data["source"] == "sample":
         records, oracle = corpus.generate(data["sample_size"], data["seed"], workers=data["sample_workers"])
         report = {"source": "sample", "rows_read": len(records), "rows_valid": len(records), "invalid": {},
-                  "oracle_kendall_tau": oracle_tau(compute_counts(records, params["counts"]["keywords"]), oracle)}
+                  "oracle_kendall_tau": oracle_tau(compute_counts(records, **params["counts"]), oracle)}
     else:
-        records, problems, rows = corpus.validate_records(data["source"])
+        records, problems, rows, notes = corpus.validate_records(data["source"])
         oracle = []  # real data has no generator to ask
         report = {"source": data["source"], "rows_read": rows, "rows_valid": len(records),
-                  "invalid": problems.by_reason, "oracle_kendall_tau": None}
+                  "invalid": problems.by_reason, "notes": notes, "oracle_kendall_tau": None}
         if problems.total:
-            print(f"warning: {data['source']}: skipped {problems.total} invalid lines: {problems.summary()}")
+            print(f"warning: {data['source']}: skipped {problems.total} invalid records: {problems.summary()}")
     write_jsonl(CORPUS, records)
     write_jsonl(ORACLE, oracle)
     write_json(REPORT, report)

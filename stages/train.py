@@ -1,5 +1,6 @@
 """Stage train@<method>: fine-tune the method's model, save it, predict every val and test prompt."""
 import os
+import sys
 import time
 
 import pandas as pd
@@ -19,8 +20,10 @@ def main(params):
     name = stage.method_name(params)
     gpus = params["train"]["gpus"]
     if gpus > 1 and "LOCAL_RANK" not in os.environ:
-        # One process per GPU; Trainer picks up the distributed setup from torchrun's environment.
-        os.execvp("torchrun", ["torchrun", f"--nproc_per_node={gpus}", __file__, name])
+        # One process per GPU, through this interpreter and this workspace's module; Trainer picks up the
+        # distributed setup from torchrun's environment.
+        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}",
+                                  "-m", "stages.train", name])
     is_main = int(os.environ.get("RANK", "0")) == 0
     rows = pd.DataFrame(load_jsonl(f"data/labels/{name}/labels.jsonl"))
     label_config = read_json(f"data/labels/{name}/config.json")

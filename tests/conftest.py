@@ -60,10 +60,11 @@ def tiny_params(params, encoders, **train):
     return p
 
 
-def run_stage(script, cwd, *args):
-    """Run a stage script the way dvc does, from cwd; return the completed process."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "stages" / script), *args], cwd=cwd, env=env,
+def run_stage(stage, cwd, *args):
+    """Run a stage module the way dvc does (`python -m stages.NAME`) with cwd holding params.yaml and
+    this checkout's code on the path; return the completed process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", f"stages.{stage}", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
 

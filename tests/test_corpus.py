@@ -5,7 +5,7 @@ import pytest
 
 from thinkcount import UserError
 from thinkcount.corpus import generate, validate_records
-from thinkcount.counting import count_keywords, count_waits, keyword_pattern, think_text
+from thinkcount.counting import count_keywords, count_waits, keyword_pattern, lacks_opening_tag, think_text
 from thinkcount.data import compute_counts, oracle_tau
 
 
@@ -30,7 +30,10 @@ def test_records_have_the_real_format_and_identity_is_the_pair(sample):
     assert len(set(pairs)) == len(records)
     assert len({r["sample_id"] for r in records}) < len(records)  # sample_id repeats across workers
     assert len({r["worker_id"] for r in records}) == 8
-    assert all(r["content"].startswith(("<think>", "</think>")) for r in records)
+    closed = [r["content"] for r in records if "</think>" in r["content"]]
+    r1_style = sum(lacks_opening_tag(c) for c in closed)
+    assert 0.7 * len(closed) <= r1_style <= 0.9 * len(closed)  # most real exports have no opening <think>
+    assert sum(c.startswith("<think>") for c in closed) == len(closed) - r1_style
     assert [(o["worker_id"], o["sample_id"]) for o in oracle] == pairs
 
 
@@ -95,11 +98,12 @@ def test_user_corpus_counts_every_bad_line_with_its_line_number(tmp_path):
         good(1, 0),
         "[1, 2]",
     ])
-    records, problems, rows = validate_records(path)
+    records, problems, rows, _ = validate_records(path)
     assert [(r["worker_id"], r["sample_id"]) for r in records] == [(0, 0), (1, 0)]
     assert rows == 8
     assert problems.by_reason == {
-        "malformed_json": {"count": 2, "lines": [2, 8]},
+        "malformed_json": {"count": 1, "lines": [2]},
+        "not_a_json_object": {"count": 1, "lines": [8]},
         "missing_instruction": {"count": 1, "lines": [3]},
         "missing_content": {"count": 1, "lines": [4]},
         "non_string_instruction": {"count": 1, "lines": [5]},

@@ -42,6 +42,3 @@ def test_split_is_seeded_disjoint_and_stratified():
     assert len(per_decile) == 10 and per_decile.min() == per_decile.max() == 10
 
 
-def test_split_rejects_impossible_fractions():
-    with pytest.raises(UserError, match="val_fraction"):
-        make_split(frame(), seed=1, val_fraction=0.6, test_fraction=0.5, strata=10)

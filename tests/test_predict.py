@@ -79,3 +79,43 @@ def test_int8_predictions_keep_the_ranking_of_fp32(model_dir):
     int8 = [r["score"] for r in Predictor.load(model_dir, int8=True).predict(prompts)]
     assert fp32 != int8  # quantization did change the model
     assert kendalltau(fp32, int8).statistic > 0.8
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "-1", "hi"], "--batch-size must be a positive integer, got -1"),
+    (["--batch-size", "0", "hi"], "--batch-size must be a positive integer, got 0"),
+    (["--input", "{empty}"], "no prompts to score"),
+    (["--output", "{folder}", "hi"], "is a folder; give a file path"),
+])
+def test_cli_checks_its_arguments_with_one_sentence_and_writes_nothing(model_dir, tmp_path, capsys, args, message):
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "out").mkdir()
+    args = [a.format(empty=tmp_path / "empty.jsonl", folder=tmp_path / "out") for a in args]
+    assert main(["--model", str(model_dir), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_cli_output_into_a_missing_folder_creates_it(model_dir, tmp_path):
+    out = tmp_path / "new" / "deeper" / "scores.jsonl"
+    assert main(["--model", str(model_dir), "--output", str(out), "Why?", "List two."]) == 0
+    assert [json.loads(line)["prompt"] for line in out.open()] == ["Why?", "List two."]
+    assert [p.name for p in out.parent.iterdir()] == ["scores.jsonl"]  # no temporary file left
+
+
+def test_a_file_given_as_the_model_is_named_as_a_file(tmp_path, capsys):
+    (tmp_path / "x.txt").write_text("")
+    assert main(["--model", str(tmp_path / "x.txt"), "hi"]) == 1
+    assert "x.txt is a file; give a trained model folder" in capsys.readouterr().err
+
+
+def test_api_takes_any_iterable_of_prompts_and_checks_the_batch_size(model_dir):
+    import numpy as np
+    predictor = Predictor.load(model_dir)
+    prompts = ["Why is the sky blue?", "List three colors."]
+    expected = [r["score"] for r in predictor.predict(prompts)]
+    assert [r["score"] for r in predictor.predict(p for p in prompts)] == expected
+    assert [r["score"] for r in predictor.predict(np.array(prompts))] == expected
+    with pytest.raises(UserError, match="batch_size must be a positive integer, got -1"):
+        predictor.predict(prompts, batch_size=-1)

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import read_json, run_stage, write_params
 
-DATA_STAGES = ["corpus.py", "counts.py", "filter.py", "split.py"]
+DATA_STAGES = ["corpus", "counts", "filter", "split"]
 
 
 @pytest.fixture
@@ -44,42 +44,43 @@ def test_data_stages_produce_counts_variants_and_split(tmp_path, small):
 def test_real_data_drops_in_through_the_source_param(tmp_path, small):
     lines = [json.dumps({"worker_id": w, "sample_id": s, "instruction": f"Explain topic {w}-{s}.",
                          "content": "<think>\nOkay, Wait, Hmm.\n</think>\n\nAnswer."})
-             for w in range(2) for s in range(20)]
+             for w in range(2) for s in range(60)]
     lines[3] = "{broken"
     lines.append(lines[5])  # duplicate (worker_id, sample_id)
-    (tmp_path / "real.jsonl").write_text("\n".join(lines) + "\n")
-    small["data"]["source"] = "real.jsonl"
+    (tmp_path / "data/external").mkdir(parents=True)
+    (tmp_path / "data/external/real.jsonl").write_text("\n".join(lines) + "\n")
+    small["data"]["source"] = "data/external/real.jsonl"
     write_params(tmp_path, small)
-    proc = run_stage("corpus.py", tmp_path)
+    proc = run_stage("corpus", tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = read_json(tmp_path / "metrics/data/corpus.json")
-    assert report["rows_read"] == 41 and report["rows_valid"] == 39
+    assert report["rows_read"] == 121 and report["rows_valid"] == 119
     assert report["invalid"] == {"malformed_json": {"count": 1, "lines": [4]},
-                                 "duplicate_worker_sample_id": {"count": 1, "lines": [41]}}
+                                 "duplicate_worker_sample_id": {"count": 1, "lines": [121]}}
     assert report["oracle_kendall_tau"] is None
-    assert "skipped 2 invalid lines" in proc.stdout
+    assert "skipped 2 invalid records" in proc.stdout
     for script in DATA_STAGES[1:]:
         assert run_stage(script, tmp_path).returncode == 0
     assert read_json(tmp_path / "metrics/data/counts.json")["counts"]["p50"] == 4
 
 
 @pytest.mark.parametrize("setup, fragments", [
-    (lambda p, d: p["data"].update(source="nowhere.jsonl"), ["nowhere.jsonl", "no such file"]),
-    (lambda p, d: (p["data"].update(source="empty.jsonl"), (d / "empty.jsonl").write_text("")),
-     ["empty.jsonl", "no valid records"]),
+    (lambda p, d: p["data"].update(source="data/external/nowhere.jsonl"), ["nowhere.jsonl", "no such file"]),
+    (lambda p, d: (p["data"].update(source="data/external/empty.jsonl"), (d / "data/external").mkdir(parents=True),
+                   (d / "data/external/empty.jsonl").write_text("")), ["empty.jsonl", "no valid records"]),
     (lambda p, d: p["data"].update(sampel_size=3), ["unknown key 'data.sampel_size'"]),
 ])
 def test_bad_input_stops_the_stage_with_one_sentence(tmp_path, small, setup, fragments):
     setup(small, tmp_path)
     write_params(tmp_path, small)
-    assert_one_sentence_error(run_stage("corpus.py", tmp_path), *fragments)
+    assert_one_sentence_error(run_stage("corpus", tmp_path), *fragments)
 
 
 def test_a_stage_without_its_inputs_names_the_missing_file(tmp_path, small):
     write_params(tmp_path, small)
-    assert_one_sentence_error(run_stage("counts.py", tmp_path), "data/raw/corpus.jsonl", "no such file")
+    assert_one_sentence_error(run_stage("counts", tmp_path), "data/raw/corpus.jsonl", "no such file")
 
 
 def test_a_method_stage_names_an_unknown_method(tmp_path, small):
     write_params(tmp_path, small)
-    assert_one_sentence_error(run_stage("label.py", tmp_path, "m99_nothing"), "unknown method 'm99_nothing'")
+    assert_one_sentence_error(run_stage("label", tmp_path, "m99_nothing"), "unknown method 'm99_nothing'")

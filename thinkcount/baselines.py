@@ -12,6 +12,9 @@ from thinkcount.data import KEY
 def length_scores(train, test):
     """Prompt length in words; counts read off a least-squares line fitted on train."""
     words = lambda frame: frame["text"].str.split().str.len().to_numpy(dtype=float)  # noqa: E731
+    if len(np.unique(words(train))) < 2:
+        raise UserError(f"the length baseline needs train prompts of at least 2 different lengths; "
+                        f"{len(train)} train rows have {len(np.unique(words(train)))}.")
     slope, intercept = np.polyfit(words(train), train["counts"], 1)
     score = words(test)
     return score, np.clip(slope * score + intercept, 1, None)
@@ -20,7 +23,10 @@ def length_scores(train, test):
 def tfidf_scores(train, test, alpha, max_features):
     model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), max_features=max_features, sublinear_tf=True),
                           Ridge(alpha=alpha))
-    model.fit(train["text"], np.log1p(train["counts"]))
+    try:
+        model.fit(train["text"], np.log1p(train["counts"]))
+    except ValueError as e:  # an empty vocabulary, or too few rows
+        raise UserError(f"the TF-IDF baseline cannot be fitted on {len(train)} train rows ({e}).") from None
     score = model.predict(test["text"])
     return score, np.expm1(score).clip(1, None)
 

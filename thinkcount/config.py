@@ -25,7 +25,7 @@ SCHEMA = {
     "model": str,
     "encoders": {"*": ENCODER},
     "data": {"source": str, "sample_size": int, "sample_workers": int, "seed": int},
-    "counts": {"keywords": list},
+    "counts": {"keywords": list, "case_sensitive": bool, "think_start": str},
     "filter": {"max_counts": int, "long_think_chars": int, "max_long_waits": int},
     "split": {"seed": int, "val_fraction": float, "test_fraction": float, "strata": int},
     "train": {"seed": int, "epochs": NUMBER, "max_train_rows": int, "max_val_rows": int,
@@ -42,7 +42,22 @@ CHOICES = {
     "task": ("regression", "classification", "ranking"), "loss": ("mse", "ce", "weighted_ce", "pairwise"),
     "head": ("linear", "mlp"), "scheme": ("raw", "log1p", "equal_width", "equal_freq", "manual", "kmeans"),
     "precision": ("auto", "fp32", "bf16", "fp16"), "kind": ("length", "tfidf", "oracle"),
+    "think_start": ("tag", "tag_or_start"),
 }
+# Numeric ranges: (lowest, highest or None, whether the bounds themselves are allowed). "*" is any name.
+RANGES = {
+    "data.sample_size": (1, None, True), "data.sample_workers": (1, None, True),
+    "filter.max_counts": (1, None, True), "filter.long_think_chars": (0, None, True),
+    "filter.max_long_waits": (0, None, True),
+    "split.val_fraction": (0, 1, False), "split.test_fraction": (0, 1, False), "split.strata": (1, None, True),
+    "train.epochs": (0, None, False), "train.max_train_rows": (1, None, True), "train.max_val_rows": (1, None, True),
+    "train.eval_batch_size": (1, None, True), "train.early_stopping_patience": (1, None, True),
+    "train.weight_decay": (0, None, True), "train.warmup_ratio": (0, 1, True), "train.gpus": (1, None, True),
+    "encoders.*.batch_size": (1, None, True), "encoders.*.learning_rate": (0, None, False),
+    "encoders.*.max_length": (2, None, True), "encoders.*.num_layers": (1, None, True),
+    "evaluate.bootstrap": (1, None, True),
+}
+EXTERNAL = Path("data/external")
 SCHEME_NEEDS = {"equal_width": ("bins",), "equal_freq": ("bins",), "manual": ("edges",), "kmeans": ("k_min", "k_max")}
 TASK_LOSSES = {"regression": ("mse",), "classification": ("ce", "weighted_ce"), "ranking": ("pairwise",)}
 
@@ -54,10 +69,49 @@ def load_params(path="params.yaml"):
     try:
         params = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]}).") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e}).") from None
     check(params, SCHEMA, "", path)
+    check_values(params, path)
     check_semantics(params, path)
     return params
+
+
+def check_values(params, path):
+    """Ranges of numbers, the keyword list, and where a data source may live."""
+    for dotted, (low, high, inclusive) in RANGES.items():
+        for where, value in find(params, dotted.split(".")):
+            if not in_range(value, low, high, inclusive):
+                ops = (">=", "<=") if inclusive else (">", "<")
+                bound = f"{ops[0]} {low}" + ("" if high is None else f" and {ops[1]} {high}")
+                raise UserError(f"{path}: '{where}' must be {bound}, got {value}.")
+    keywords = params["counts"]["keywords"]
+    if not keywords or not all(isinstance(k, str) and k for k in keywords):
+        raise UserError(f"{path}: 'counts.keywords' must be a non-empty list of non-empty strings "
+                        "(an empty keyword would match at every character).")
+    source = params["data"]["source"]
+    external = (path.parent / EXTERNAL).resolve()
+    if source != "sample" and not (path.parent / source).resolve().is_relative_to(external):
+        raise UserError(f"{path}: 'data.source' {source} is outside {EXTERNAL}/, which is the folder DVC tracks "
+                        f"(results would go stale when the file changes); move the file under {EXTERNAL}/.")
+
+
+def in_range(value, low, high, inclusive):
+    if inclusive:
+        return value >= low and (high is None or value <= high)
+    return value > low and (high is None or value < high)
+
+
+def find(node, parts, where=""):
+    """(dotted name, value) of every present key matching parts, "*" matching any key."""
+    if not parts:
+        yield where, node
+        return
+    head, rest = parts[0], parts[1:]
+    keys = node.keys() if head == "*" else [head] if head in node else []
+    for key in keys:
+        yield from find(node[key], rest, f"{where}.{key}" if where else str(key))
 
 
 def check(node, schema, where, path):
@@ -104,8 +158,13 @@ def check_semantics(params, path):
     if params["model"] not in params["encoders"]:
         raise UserError(f"{path}: 'model' is '{params['model']}', not one of encoders: "
                         f"{', '.join(params['encoders'])}.")
-    if params["train"]["precision"] not in CHOICES["precision"]:
-        raise UserError(f"{path}: 'train.precision' must be one of {', '.join(CHOICES['precision'])}.")
+    for where, choices in (("train.precision", "precision"), ("counts.think_start", "think_start")):
+        section, key = where.split(".")
+        if params[section][key] not in CHOICES[choices]:
+            raise UserError(f"{path}: '{where}' must be one of {', '.join(CHOICES[choices])}.")
+    split = params["split"]
+    if split["val_fraction"] + split["test_fraction"] >= 1:
+        raise UserError(f"{path}: 'split.val_fraction' + 'split.test_fraction' must be below 1, leaving train rows.")
     for name, baseline in params["baselines"].items():
         if baseline["kind"] not in CHOICES["kind"]:
             raise UserError(f"{path}: 'baselines.{name}.kind' must be one of {', '.join(CHOICES['kind'])}.")

@@ -11,8 +11,8 @@ import math
 import numpy as np
 
 from thinkcount import UserError
-from thinkcount.counting import prompt_text
-from thinkcount.jsonl import Problems, read_jsonl
+from thinkcount.counting import THINK_OPEN, prompt_text
+from thinkcount.jsonl import Problems, read_json_values
 
 TOPICS = [
     "photosynthesis", "the french revolution", "blockchain technology", "climate change", "machine learning",
@@ -134,11 +134,16 @@ REFUSAL_PROMPTS = [
 ]
 
 
+# Share of traces written R1-style, without the opening <think>, as most real exports are.
+NO_OPEN_TAG_SHARE = 0.8
+
+
 def generate(n, seed, workers=8):
     """Return (records, oracle): n records in the real JSONL format and their expected counts.
 
     The traces use fixed keyword sentences; tests check they match the configured keyword list."""
     rng = np.random.default_rng(seed)
+    trace_format = np.random.default_rng([seed, 1])  # its own stream: prompts and traces stay as calibrated
     families = list(FAMILIES)
     shares = np.array([FAMILIES[f][0] for f in families])
     shard = rng.multinomial(n, np.full(workers, 1 / workers))
@@ -151,6 +156,8 @@ def generate(n, seed, workers=8):
             if refusal:
                 instruction, input_text, effort = REFUSAL_PROMPTS[rng.integers(len(REFUSAL_PROMPTS))], "", -1.5
             content, expected = make_trace(rng, effort, refusal)
+            if content.startswith(THINK_OPEN) and trace_format.random() < NO_OPEN_TAG_SHARE:
+                content = content.removeprefix(THINK_OPEN + "\n")  # R1-style: the template opened the block
             records.append({"worker_id": worker_id, "sample_id": sample_id, "instruction": instruction,
                             "input": input_text, "content": content})
             oracle.append({"worker_id": worker_id, "sample_id": sample_id, "expected_counts": expected})
@@ -331,31 +338,42 @@ REQUIRED_TEXT = ("instruction", "content")
 
 
 def validate_records(path):
-    """Read a user's JSONL corpus; return (normalised records, problems, rows read)."""
-    problems = Problems()
+    """Read a user's corpus; return (normalised records, problems, records read, notes).
+
+    Ids given as digit strings ("3") are read as numbers (3), so "3" and 3 are one worker; notes
+    counts how many ids were normalised this way."""
+    problems, notes = Problems(), {"ids_read_from_digit_strings": 0}
     records, seen, rows = [], set(), 0
-    for line_no, obj in read_jsonl(path, problems):
+    for line_no, obj in read_json_values(path, problems):
         rows += 1
         reason = record_problem(obj)
         if reason:
             problems.add(reason, line_no)
             continue
-        key = (obj["worker_id"], obj["sample_id"])
+        key = tuple(normalise_id(obj[field], notes) for field in ("worker_id", "sample_id"))
         if key in seen:
             problems.add("duplicate_worker_sample_id", line_no)
             continue
         seen.add(key)
-        records.append({"worker_id": obj["worker_id"], "sample_id": obj["sample_id"],
-                        "instruction": obj["instruction"], "input": obj.get("input") or "",
-                        "content": obj["content"]})
-    rows += problems.by_reason.get("malformed_json", {}).get("count", 0)
+        records.append({"worker_id": key[0], "sample_id": key[1], "instruction": obj["instruction"],
+                        "input": obj.get("input") or "", "content": obj["content"]})
+    rows += sum(problems.by_reason.get(r, {}).get("count", 0) for r in ("malformed_json", "invalid_utf8"))
     if not records:
         detail = f" ({problems.summary()})" if problems.total else ""
         raise UserError(f"{path}: no valid records{detail}.")
-    return records, problems, rows
+    return records, problems, rows, notes
+
+
+def normalise_id(value, notes):
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        notes["ids_read_from_digit_strings"] += 1
+        return int(value)
+    return value
 
 
 def record_problem(obj):
+    if not isinstance(obj, dict):
+        return "not_a_json_object"
     for field in REQUIRED_TEXT:
         if field not in obj or obj[field] is None:
             return f"missing_{field}"

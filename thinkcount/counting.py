@@ -1,22 +1,51 @@
-"""The two targets: reflection keyword counts and "Wait"-only counts."""
+"""The two targets: reflection keyword counts and "Wait"-only counts.
+
+Real R1-style exports usually have no opening <think> (the chat template put it in the prompt):
+`...thinking...</think>\n\nanswer`. `think_start` says where the think block starts:
+  tag           the seed's formula: only text between <think> and </think>; no block without both tags
+  tag_or_start  from <think>, or from the start of the content when there is none, to </think>
+Either way a trace cut off before </think> has no closed block (wait_counts 1, as the seed had it).
+"""
 import re
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-WAIT = re.compile(r"\bWait\b")
+THINK_STARTS = ("tag", "tag_or_start")
 
 
-def keyword_pattern(keywords):
-    # One alternation in the configured order, case-sensitive and without word
-    # boundaries, as the seed counted: an earlier alternative wins at a position.
-    return re.compile("|".join(re.escape(k) for k in keywords))
+def keyword_pattern(keywords, case_sensitive=True):
+    # One alternation in the configured order and without word boundaries, as the seed counted:
+    # an earlier alternative wins at a position.
+    return re.compile("|".join(re.escape(k) for k in keywords), 0 if case_sensitive else re.IGNORECASE)
+
+
+def wait_pattern(case_sensitive=True):
+    return re.compile(r"\bWait\b", 0 if case_sensitive else re.IGNORECASE)
+
+
+def think_block(content, think_start="tag_or_start"):
+    """The text of the closed think block under the think_start rule; None when there is none
+    (no closing tag, as in a trace cut off at the token limit, or no opening tag under `tag`)."""
+    open_at = content.find(THINK_OPEN)
+    close_at = content.find(THINK_CLOSE, max(open_at, 0))
+    if open_at >= 0 and close_at >= 0:
+        return content[open_at + len(THINK_OPEN):close_at]
+    if think_start == "tag_or_start" and lacks_opening_tag(content):
+        return content[:content.find(THINK_CLOSE)]
+    return None
 
 
 def think_text(content):
-    """The reasoning inside <think>...</think>, or up to the end when the trace was cut off."""
+    """The reasoning, also when cut off: from <think> (or the start) to </think> (or the end)."""
     start = content.find(THINK_OPEN)
     start = 0 if start < 0 else start + len(THINK_OPEN)
     end = content.find(THINK_CLOSE, start)
     return content[start:] if end < 0 else content[start:end]
+
+
+def lacks_opening_tag(content):
+    """True for an R1-style trace: a closing </think> with no <think> before it."""
+    close_at = content.find(THINK_CLOSE)
+    return close_at >= 0 and THINK_OPEN not in content[:close_at]
 
 
 def count_keywords(content, pattern):
@@ -25,14 +54,9 @@ def count_keywords(content, pattern):
     return len(pattern.findall(before)) + 1
 
 
-def count_waits(content):
-    start = content.find(THINK_OPEN)
-    if start < 0:
-        return 1
-    end = content.find(THINK_CLOSE, start)
-    if end < 0:
-        return 1
-    return len(WAIT.findall(content[start + len(THINK_OPEN):end])) + 1
+def count_waits(content, think_start="tag_or_start", pattern=wait_pattern()):
+    block = think_block(content, think_start)
+    return 1 if block is None else len(pattern.findall(block)) + 1
 
 
 def prompt_text(instruction, input_text=""):

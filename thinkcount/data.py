@@ -4,19 +4,21 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from thinkcount import UserError
-from thinkcount.counting import count_keywords, count_waits, keyword_pattern, prompt_text, think_text
+from thinkcount.counting import (count_keywords, count_waits, keyword_pattern, lacks_opening_tag, prompt_text,
+                                  think_text, wait_pattern)
 
 KEY = ["worker_id", "sample_id"]
 
 
-def compute_counts(records, keywords):
-    pattern = keyword_pattern(keywords)
+def compute_counts(records, keywords, case_sensitive=True, think_start="tag_or_start"):
+    """One row per record: prompt text, counts, wait_counts and think_chars (the `counts` params' rules)."""
+    keys, waits = keyword_pattern(keywords, case_sensitive), wait_pattern(case_sensitive)
     return pd.DataFrame({
         "worker_id": [r["worker_id"] for r in records],
         "sample_id": [r["sample_id"] for r in records],
         "text": [prompt_text(r["instruction"], r["input"]) for r in records],
-        "counts": [count_keywords(r["content"], pattern) for r in records],
-        "wait_counts": [count_waits(r["content"]) for r in records],
+        "counts": [count_keywords(r["content"], keys) for r in records],
+        "wait_counts": [count_waits(r["content"], think_start, waits) for r in records],
         "think_chars": [len(think_text(r["content"])) for r in records],
     })
 
@@ -49,20 +51,68 @@ def filter_variants(counts, max_counts, long_think_chars, max_long_waits):
     return out
 
 
+# Fewest rows a split may hold: below this, early stopping and Kendall tau's interval mean little.
+MIN_SPLIT_ROWS = 10
+
+
 def make_split(counts, seed, val_fraction, test_fraction, strata):
-    """Seeded train/val/test split stratified by counts decile, keyed by (worker_id, sample_id)."""
-    if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise UserError("split.val_fraction and split.test_fraction must be in (0, 1) and sum below 1.")
+    """Seeded train/val/test split stratified by counts quantile, keyed by (worker_id, sample_id).
+
+    Each split gets exactly round(fraction * rows) rows, shared among strata by largest remainder."""
     rng = np.random.default_rng(seed)
     # Rank first so that heavy ties (many counts of 1) still give equal-sized strata.
     ranks = counts["counts"].rank(method="first")
-    stratum = pd.qcut(ranks, min(strata, len(counts)), labels=False)
+    stratum = pd.qcut(ranks, min(strata, len(counts)), labels=False).to_numpy()
+    sizes = np.bincount(stratum)
+    n_test = allocate(sizes, test_fraction, sizes)
+    n_val = allocate(sizes, val_fraction, sizes - n_test)
+    check_split_sizes(len(counts), n_test.sum(), n_val.sum(), min(val_fraction, test_fraction))
     split = np.empty(len(counts), dtype=object)
-    for s in np.unique(stratum):
+    for s in range(len(sizes)):
         idx = rng.permutation(np.flatnonzero(stratum == s))
-        n_test = int(round(len(idx) * test_fraction))
-        n_val = int(round(len(idx) * val_fraction))
-        split[idx[:n_test]] = "test"
-        split[idx[n_test:n_test + n_val]] = "val"
-        split[idx[n_test + n_val:]] = "train"
+        split[idx[:n_test[s]]] = "test"
+        split[idx[n_test[s]:n_test[s] + n_val[s]]] = "val"
+        split[idx[n_test[s] + n_val[s]:]] = "train"
     return pd.DataFrame({"worker_id": counts["worker_id"], "sample_id": counts["sample_id"], "split": split})
+
+
+def allocate(sizes, fraction, room):
+    """Rows per stratum for one split: round(fraction * total) in all, by largest remainder, within room."""
+    quotas = sizes * fraction
+    rows = np.minimum(np.floor(quotas).astype(int), room)
+    missing = int(round(quotas.sum())) - rows.sum()
+    for s in np.argsort(-(quotas - rows), kind="stable"):
+        if missing <= 0:
+            break
+        if rows[s] < room[s]:
+            rows[s] += 1
+            missing -= 1
+    return rows
+
+
+def check_split_sizes(n, n_test, n_val, smallest_fraction):
+    sizes = {"train": n - n_test - n_val, "val": n_val, "test": n_test}
+    small = {name: int(k) for name, k in sizes.items() if k < MIN_SPLIT_ROWS}
+    if small:
+        needed = int(np.ceil((MIN_SPLIT_ROWS - 0.5) / smallest_fraction))  # round() reaches the minimum here
+        raise UserError(f"{n} records give {', '.join(f'{k} {name}' for name, k in small.items())} rows; train, val "
+                        f"and test each need at least {MIN_SPLIT_ROWS} rows, so at these fractions at least "
+                        f"{needed} records.")
+
+
+QUANTILES = [25, 50, 75, 90, 95, 99]
+
+
+def counts_report(records, counts, think_start):
+    """Quantiles of each target, and how many traces lack the opening tag (with a warning when that
+    matters: under the strict `tag` rule such traces all get wait_counts 1)."""
+    report = {col: {**{f"p{q}": float(np.percentile(counts[col], q)) for q in QUANTILES},
+                    "max": int(counts[col].max()), "mean": float(counts[col].mean())}
+              for col in ("counts", "wait_counts", "think_chars")}
+    no_open = sum(lacks_opening_tag(r["content"]) for r in records)
+    report.update(rows=len(counts), records_without_opening_tag=no_open)
+    warning = None
+    if think_start == "tag" and no_open > len(records) / 2:
+        warning = (f"{no_open} of {len(records)} traces have </think> without <think>; under counts.think_start: "
+                   "tag their wait_counts is 1; set counts.think_start: tag_or_start for R1-style exports.")
+    return report, warning

@@ -14,15 +14,19 @@ from thinkcount.features import KMEANS_FEATURES, feature_matrix
 SILHOUETTE_SAMPLE = 2000
 
 
-def make_labels(frame, method, seed):
+def make_labels(frame, method, seed, name="this method"):
     """frame: rows of one variant with columns text, split, counts, wait_counts.
 
     Returns (labels as a numpy array, config dict)."""
     spec = method["labels"]
     target = frame[method["target"]].to_numpy(dtype=float)
     train = (frame["split"] == "train").to_numpy()
+    where = f"method {name} on variant {method['variant']}"
     if not train.any():
-        raise UserError(f"variant {method['variant']} has no train rows.")
+        raise UserError(f"{where}: the variant has no train rows.")
+    if np.ptp(target[train]) == 0:
+        raise UserError(f"{where}: every train row has {method['target']} {target[train][0]:g}; "
+                        "a constant target leaves nothing to learn.")
     scheme = spec["scheme"]
     if scheme == "raw":
         labels, config = target, {}
@@ -41,6 +45,10 @@ def make_labels(frame, method, seed):
     if method["task"] == "classification" or (scheme == "manual" and method["task"] == "regression"):
         labels = labels.astype(int)
         config["n_labels"] = config["k"] if scheme == "kmeans" else len(config["edges"]) - 1
+        present = len(np.unique(labels[train]))
+        if present < 2:
+            raise UserError(f"{where}: labels.scheme {scheme} gives {present} class on the train rows "
+                            f"({config['n_labels']} defined); a classifier needs at least 2.")
         config["label_stats"] = label_stats(frame, labels, train, config["n_labels"])
         if method["task"] == "classification":
             config["label_names"] = label_names(config)

@@ -9,6 +9,7 @@
 """
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -33,6 +34,8 @@ class Predictor:
     def load(cls, folder, device=None, int8=False):
         """int8 quantizes the linear layers dynamically: about 2x lower latency on CPU, slightly different scores."""
         folder = Path(folder)
+        if folder.is_file():
+            raise UserError(f"{folder} is a file; give a trained model folder such as models/m13_rank.")
         if not folder.is_dir():
             raise UserError(f"{folder}: no such model folder; train it with `dvc repro train@{folder.name}`.")
         if not (folder / "label_config.json").is_file():
@@ -51,6 +54,9 @@ class Predictor:
         """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs."""
         if isinstance(prompts, str):
             raise UserError("predict takes a list of prompts, not one string.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise UserError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        prompts = list(prompts)  # a generator, tuple or numpy array of strings works too
         for i, prompt in enumerate(prompts):
             if not isinstance(prompt, str) or not prompt.strip():
                 raise UserError(f"prompt {i} is empty or not a string.")
@@ -75,6 +81,24 @@ def read_prompts(path):
     return prompts
 
 
+def check_output(path):
+    """Before any work: the output must be a file path; its folder is created if missing."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--output {path} is a folder; give a file path such as {path / 'scores.jsonl'}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def write_atomically(path, text):
+    """Write to a temporary file beside path, then rename: a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m thinkcount.predict", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="a trained model folder, e.g. models/m13_rank")
@@ -87,7 +111,12 @@ def main(argv=None):
     try:
         if bool(args.input) == bool(args.prompts):
             raise UserError("give prompts on the command line or --input FILE, not both or neither.")
+        if args.batch_size < 1:
+            raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}.")
         prompts = read_prompts(args.input) if args.input else args.prompts
+        if not prompts:
+            raise UserError(f"{args.input}: no prompts to score.")
+        check_output(args.output)
         predictor = Predictor.load(args.model, int8=args.int8)
         results = predictor.predict(prompts, args.batch_size, progress=bool(args.input))
     except UserError as e:
@@ -95,7 +124,7 @@ def main(argv=None):
         return 1
     lines = "".join(json.dumps({"prompt": p, **r}, ensure_ascii=False) + "\n" for p, r in zip(prompts, results))
     if args.output:
-        Path(args.output).write_text(lines, encoding="utf-8")
+        write_atomically(args.output, lines)
     else:
         sys.stdout.write(lines)
     return 0
