@@ -12,7 +12,7 @@ def main(params):
     name = stage.method_name(params)
     method = params["methods"][name]
     frame = load_frame(method["variant"])
-    labels, config = make_labels(frame, method, params["train"]["seed"], name)
+    labels, config = make_labels(frame, method, params["train"]["seed"], name, params["features"])
     frame["label"] = labels
     write_jsonl(f"data/labels/{name}/labels.jsonl", frame[KEY + ["split", "text", "label"]].to_dict("records"))
     write_json(f"data/labels/{name}/config.json", config)

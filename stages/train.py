@@ -9,7 +9,7 @@ from dvclive import Live
 from thinkcount import stage
 from thinkcount.data import KEY
 from thinkcount.dataset import load_frame
-from thinkcount.features import prepare_text
+from thinkcount.features import prepare_text, saved_markers
 from thinkcount.inference import best_device, predict_raw, prediction_records
 from thinkcount.jsonl import load_jsonl, read_json, write_json, write_jsonl
 from thinkcount.modelcard import write_model_card
@@ -41,7 +41,8 @@ def main(params):
 
     prompts = load_frame()
     prompts = prompts[prompts["split"].isin(["val", "test"])].reset_index(drop=True)
-    texts = [prepare_text(t, label_config["markers"]) for t in prompts["text"]]
+    markers = saved_markers(label_config)
+    texts = [prepare_text(t, markers) for t in prompts["text"]]
     raw = predict_raw(model.to(best_device()), tokenizer, texts, settings["max_length"],
                       params["train"]["eval_batch_size"], progress=True)
     predictions = [{**row, **pred} for row, pred in zip(prompts[KEY + ["split"]].to_dict("records"),

@@ -88,5 +88,5 @@ def tiny_rows(n=64, seed=0):
 
 def labelled(params, name, rows):
     from thinkcount.labels import make_labels
-    labels, config = make_labels(rows, params["methods"][name], seed=0)
+    labels, config = make_labels(rows, params["methods"][name], 0, name, params["features"])
     return rows.assign(label=labels), config

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from thinkcount.evaluation import bootstrap_tau, eta_squared, leakage_audit, yardstick, yardstick_both
+from thinkcount.features import feature_set
 from thinkcount.gate import check, main as gate_main
 from thinkcount.report import markdown, summary_rows
 
@@ -49,12 +50,13 @@ def test_eta_squared():
     assert eta_squared(values, np.array([0, 1, 0, 1])) == pytest.approx(0.0)
 
 
-def test_leakage_audit_detects_labels_derived_from_prompt_features():
+def test_leakage_audit_detects_labels_derived_from_prompt_features(params):
+    features = feature_set(params, "seed_kmeans")
     texts = [f"Why is {i} so? How?" if i % 2 else f"List {i} things." for i in range(200)]
     labels = np.array([i % 2 for i in range(200)])
-    assert leakage_audit(texts[:150], labels[:150], texts[150:], labels[150:], seed=0) == 1.0
+    assert leakage_audit(texts[:150], labels[:150], texts[150:], labels[150:], 0, features) == 1.0
     shuffled = np.random.default_rng(0).permutation(labels)
-    assert leakage_audit(texts[:150], shuffled[:150], texts[150:], shuffled[150:], seed=0) < 0.75
+    assert leakage_audit(texts[:150], shuffled[:150], texts[150:], shuffled[150:], 0, features) < 0.75
 
 
 def metrics_file(name, tau, task="classification"):

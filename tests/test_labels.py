@@ -5,6 +5,8 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from thinkcount.labels import assign_bins, class_weights, make_labels, merge_empty_bins
 
+KMEANS = {"restarts": 10, "final_restarts": 10, "silhouette_sample": None}
+
 
 def frame(counts, split=None, texts=None):
     n = len(counts)
@@ -16,6 +18,8 @@ def frame(counts, split=None, texts=None):
 
 
 def method(scheme, task="classification", target="counts", **labels):
+    if scheme == "kmeans":
+        labels["features"] = "seed_kmeans"
     return {"variant": "all", "target": target, "task": task, "loss": "ce", "labels": {"scheme": scheme, **labels}}
 
 
@@ -73,25 +77,28 @@ def test_bin_index_regression_keeps_stats_to_map_back_to_counts():
     assert "label_names" not in config and len(config["label_stats"]) == config["n_labels"]
 
 
-def test_kmeans_labels_are_ordered_by_mean_counts_and_config_is_saved():
+def test_kmeans_labels_are_ordered_by_mean_counts_and_config_is_saved(params):
     rng = np.random.default_rng(0)
     # Three well separated groups whose cluster ids would not follow their counts order.
     counts = np.concatenate([rng.normal(300, 5, 60), rng.normal(5, 1, 60), rng.normal(60, 3, 60)]).clip(1)
     texts = (["Why does it rain? And how? " * 3] * 60 + ["List three fruits."] * 60
              + ["Explain how engines work in detail please."] * 60)
-    labels, config = make_labels(frame(counts, texts=texts), method("kmeans", k_min=3, k_max=3), seed=0)
+    labels, config = make_labels(frame(counts, texts=texts), method("kmeans", k_min=3, k_max=3, **KMEANS), 0,
+                                 feature_sets=params["features"])
     means = [counts[labels == k].mean() for k in range(3)]
     assert means == sorted(means)
     assert [s["counts"]["mean"] for s in config["label_stats"]] == pytest.approx(means)
     assert config["k"] == 3 and len(config["centres"]) == 3
-    assert len(config["scaler_mean"]) == len(config["features"]) == 10
+    assert len(config["scaler_mean"]) == len(config["features"]) == 10 and config["feature_set"] == "seed_kmeans"
     assert config["candidates"][0]["k"] == 3 and "silhouette" in config["candidates"][0]
 
 
-def test_kmeans_chooses_k_by_silhouette_and_balance():
+def test_kmeans_chooses_k_by_silhouette_and_balance(params):
     rng = np.random.default_rng(1)
     counts = np.concatenate([rng.normal(c, 1, 50) for c in (5, 50, 100, 150)]).clip(1)
-    labels, config = make_labels(frame(counts, texts=["Same prompt."] * 200), method("kmeans", k_min=2, k_max=6), seed=0)
+    labels, config = make_labels(frame(counts, texts=["Same prompt."] * 200),
+                                 method("kmeans", k_min=2, k_max=6, **KMEANS), 0,
+                                 feature_sets=params["features"])
     scores = {c["k"]: c["score"] for c in config["candidates"]}
     assert config["k"] == max(scores, key=scores.get) == 4
     assert len(set(labels)) == 4

@@ -5,7 +5,7 @@ import torch
 
 from conftest import labelled, tiny_params, tiny_rows
 from thinkcount import UserError
-from thinkcount.features import MARKERS, markers_for, prepare_text
+from thinkcount.features import feature_set, prepare_text, saved_markers
 from thinkcount.inference import predict_raw, prediction_records
 from thinkcount.models import ComplexityModel, build_model, encoder_layers, resolve_source
 from thinkcount.training import make_loss, method_settings, train_method
@@ -43,28 +43,19 @@ def test_mlp_head_has_the_seed_shape(tiny_encoders):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_markers_are_single_special_tokens_with_their_own_embeddings(tiny_encoders, family):
+def test_markers_are_single_special_tokens_with_their_own_embeddings(params, tiny_encoders, family):
+    markers = feature_set(params, "seed_m08_markers")
     plain, _ = build_model(tiny_encoders[family], 2)
-    model, tokenizer = build_model(tiny_encoders[family], 2, extra_tokens=MARKERS)
+    model, tokenizer = build_model(tiny_encoders[family], 2, extra_tokens=markers.tokens)
     vocab = plain.encoder.get_input_embeddings().num_embeddings
-    assert model.encoder.get_input_embeddings().num_embeddings == vocab + len(MARKERS)
-    text = prepare_text("Why is the sky blue? How does light scatter?", markers=True)
+    assert model.encoder.get_input_embeddings().num_embeddings == vocab + 12
+    text = prepare_text("Why is the sky blue? How does light scatter?", markers)
     tokens = tokenizer.tokenize(text)
-    assert tokens[:4] == ["[SHORT]", "[WHY]", "[HOW]", "[MULTI_Q]"]
+    assert tokens[:4] == ["[SHORT]", "[MULTI_Q]", "[WHY]", "[HOW]"]
     ids = tokenizer.convert_tokens_to_ids(tokens[:4])
     assert all(i >= vocab for i in ids)
     batch = tokenizer([text], return_tensors="pt", return_token_type_ids=False)
     assert model(**batch).logits.shape == (1, 2)
-
-
-def test_markers_follow_the_seed_rules():
-    assert markers_for("Why?") == ["[SHORT]", "[WHY]"]
-    assert markers_for(" ".join(["word"] * 12)) == ["[MEDIUM]"]
-    long = "Compare the two and explain how they differ if it rains? And why? " * 3
-    assert set(markers_for(long)) >= {"[LONG]", "[COMPARE]", "[EXPLAIN]", "[HOW]", "[WHY]", "[CONDITIONAL]",
-                                      "[MULTI_Q]"}
-    assert markers_for("Calculate 3 + 4.") == ["[SHORT]", "[CALCULATE]"]
-    assert prepare_text("List two.", markers=False) == "List two."
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -85,11 +76,11 @@ def test_special_methods_train_on_every_family(tmp_path, params, tiny_encoders, 
         top = dict(reference.encoder.encoder.layer[3].named_parameters())
         assert any(not torch.equal(v, top[n]) for n, v in model.encoder.encoder.layer[3].named_parameters())
     if name == "m08_markers":
-        assert config["markers"] is True
+        assert config["markers"]["name"] == "seed_m08_markers"
         assert tokenizer.convert_tokens_to_ids("[WHY]") >= tokenizer.vocab_size
     model.save(tmp_path / "saved", tokenizer)
     loaded, loaded_tok = ComplexityModel.load(tmp_path / "saved")
-    texts = [prepare_text(t, config["markers"]) for t in rows["text"][:5]]
+    texts = [prepare_text(t, saved_markers(config)) for t in rows["text"][:5]]
     assert np.allclose(predict_raw(model.eval(), tokenizer, texts, 32), predict_raw(loaded, loaded_tok, texts, 32),
                        atol=1e-5)
 

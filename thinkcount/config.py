@@ -4,6 +4,7 @@ from pathlib import Path
 import yaml
 
 from thinkcount import UserError
+from thinkcount.features import NUMERIC
 
 NUMBER = (int, float)
 OPTIONAL = object()  # marks a schema entry that may be absent
@@ -11,7 +12,10 @@ OPTIONAL = object()  # marks a schema entry that may be absent
 ENCODER = {"source": str, "batch_size": int, "learning_rate": NUMBER, "max_length": int,
            "num_layers": (int, OPTIONAL)}
 LABELS = {"scheme": str, "bins": (int, OPTIONAL), "edges": (list, OPTIONAL),
-          "k_min": (int, OPTIONAL), "k_max": (int, OPTIONAL)}
+          "k_min": (int, OPTIONAL), "k_max": (int, OPTIONAL), "features": (str, OPTIONAL),
+          "restarts": (int, OPTIONAL), "final_restarts": (int, OPTIONAL),
+          "silhouette_sample": (int, type(None), OPTIONAL)}
+FEATURES = {"match": str, "numeric": list, "length": list, "cues": {"*": (list, str)}}
 OVERRIDES = {"model": (str, OPTIONAL), "epochs": (NUMBER, OPTIONAL), "batch_size": (int, OPTIONAL),
              "learning_rate": (NUMBER, OPTIONAL), "grad_accum": (int, OPTIONAL),
              "max_train_rows": (int, OPTIONAL), "max_length": (int, OPTIONAL)}
@@ -19,13 +23,14 @@ METHOD = {
     "variant": str, "target": str, "labels": LABELS, "task": str, "loss": str,
     "head": (str, OPTIONAL), "trainable_layers": (int, type(None), OPTIONAL),
     "two_stage": ({"learning_rate": NUMBER, "epoch_fraction": NUMBER}, type(None), OPTIONAL),
-    "markers": (bool, OPTIONAL), "overrides": (OVERRIDES, OPTIONAL),
+    "markers": (str, type(None), OPTIONAL), "overrides": (OVERRIDES, OPTIONAL),
 }
 SCHEMA = {
     "model": str,
     "encoders": {"*": ENCODER},
     "data": {"source": str, "sample_size": int, "sample_workers": int, "seed": int},
     "counts": {"keywords": list, "case_sensitive": bool, "think_start": str},
+    "features": {"*": FEATURES},
     "filter": {"max_counts": int, "long_think_chars": int, "max_long_waits": int},
     "split": {"seed": int, "val_fraction": float, "test_fraction": float, "strata": int},
     "train": {"seed": int, "epochs": NUMBER, "max_train_rows": int, "max_val_rows": int,
@@ -55,10 +60,13 @@ RANGES = {
     "train.weight_decay": (0, None, True), "train.warmup_ratio": (0, 1, True), "train.gpus": (1, None, True),
     "encoders.*.batch_size": (1, None, True), "encoders.*.learning_rate": (0, None, False),
     "encoders.*.max_length": (2, None, True), "encoders.*.num_layers": (1, None, True),
+    "methods.*.labels.restarts": (1, None, True), "methods.*.labels.final_restarts": (1, None, True),
+    "methods.*.labels.silhouette_sample": (2, None, True),
     "evaluate.bootstrap": (1, None, True),
 }
 EXTERNAL = Path("data/external")
-SCHEME_NEEDS = {"equal_width": ("bins",), "equal_freq": ("bins",), "manual": ("edges",), "kmeans": ("k_min", "k_max")}
+SCHEME_NEEDS = {"equal_width": ("bins",), "equal_freq": ("bins",), "manual": ("edges",),
+                "kmeans": ("k_min", "k_max", "features", "restarts", "final_restarts", "silhouette_sample")}
 TASK_LOSSES = {"regression": ("mse",), "classification": ("ce", "weighted_ce"), "ranking": ("pairwise",)}
 
 
@@ -74,6 +82,7 @@ def load_params(path="params.yaml"):
         raise UserError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e}).") from None
     check(params, SCHEMA, "", path)
     check_values(params, path)
+    check_feature_sets(params, path)
     check_semantics(params, path)
     return params
 
@@ -82,7 +91,7 @@ def check_values(params, path):
     """Ranges of numbers, the keyword list, and where a data source may live."""
     for dotted, (low, high, inclusive) in RANGES.items():
         for where, value in find(params, dotted.split(".")):
-            if not in_range(value, low, high, inclusive):
+            if value is not None and not in_range(value, low, high, inclusive):
                 ops = (">=", "<=") if inclusive else (">", "<")
                 bound = f"{ops[0]} {low}" + ("" if high is None else f" and {ops[1]} {high}")
                 raise UserError(f"{path}: '{where}' must be {bound}, got {value}.")
@@ -101,6 +110,24 @@ def in_range(value, low, high, inclusive):
     if inclusive:
         return value >= low and (high is None or value <= high)
     return value > low and (high is None or value < high)
+
+
+def check_feature_sets(params, path):
+    for name, spec in params["features"].items():
+        where = f"features.{name}"
+        if spec["match"] not in ("substring", "word"):
+            raise UserError(f"{path}: '{where}.match' must be one of substring, word.")
+        unknown = [n for n in spec["numeric"] if n not in NUMERIC]
+        if unknown:
+            raise UserError(f"{path}: '{where}.numeric' has {unknown}; choose among {', '.join(NUMERIC)}.")
+        length = spec["length"]
+        if length and (len(length) != 2 or not all(isinstance(b, int) for b in length) or length[0] >= length[1]):
+            raise UserError(f"{path}: '{where}.length' must be [] or two increasing word counts, got {length}.")
+        for cue, words in spec["cues"].items():
+            ok = words == "multi_question" or (isinstance(words, list) and words
+                                               and all(isinstance(w, str) and w for w in words))
+            if not ok:
+                raise UserError(f"{path}: '{where}.cues.{cue}' must be a non-empty list of words or multi_question.")
 
 
 def find(node, parts, where=""):
@@ -185,6 +212,10 @@ def check_semantics(params, path):
                 raise UserError(f"{path}: '{where}.labels.{need}' is needed by scheme {scheme}.")
         if method["loss"] not in TASK_LOSSES[method["task"]]:
             raise UserError(f"{path}: '{where}.loss' {method['loss']} does not fit task {method['task']}.")
+        for key, name_used in (("markers", method.get("markers")), ("labels.features", method["labels"].get("features"))):
+            if name_used is not None and name_used not in params["features"]:
+                raise UserError(f"{path}: '{where}.{key}' is '{name_used}', not one of features: "
+                                f"{', '.join(params['features'])}.")
         model = method.get("overrides", {}).get("model")
         if model is not None and model not in params["encoders"]:
             raise UserError(f"{path}: '{where}.overrides.model' is '{model}', not one of encoders.")

@@ -6,6 +6,7 @@ implied counts and ROC-AUC for flagging the top 10% of counts. It is reported on
 split and on its clean part, and for the generator's oracle as the ceiling.
 """
 import numpy as np
+import pandas as pd
 from scipy.stats import kendalltau, spearmanr
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, mean_absolute_error,
@@ -13,7 +14,7 @@ from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, mean_ab
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from thinkcount.features import feature_matrix
+from thinkcount.data import KEY
 
 TARGETS = ("counts", "wait_counts")
 
@@ -90,8 +91,71 @@ def eta_squared(values, labels):
     return float(between / total)
 
 
-def leakage_audit(train_texts, train_labels, test_texts, test_labels, seed):
-    """How well prompt-only features (no counts, no encoder) predict the labels."""
+def leakage_audit(train_texts, train_labels, test_texts, test_labels, seed, features):
+    """How well prompt-only features (no counts, no encoder) predict the labels: test accuracy of a
+    logistic regression on the FeatureSet `features`."""
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    model.fit(feature_matrix(train_texts), train_labels)
-    return float(accuracy_score(test_labels, model.predict(feature_matrix(test_texts))))
+    model.fit(features.matrix(list(train_texts)), train_labels)
+    return float(accuracy_score(test_labels, model.predict(features.matrix(list(test_texts)))))
+
+
+def evaluate_method(method, config, test, labels, frame, features, ev, max_counts, seed):
+    """Everything evaluate@<method> reports, and the rows of its confusion plot.
+
+    test: the test prompts with the method's predictions (score, expected_counts, label for classifiers);
+    labels: the method's labels file; frame: every record's counts and split; features: the FeatureSet the
+    labels or markers come from (None: no leakage audit)."""
+    target = method["target"]
+    result = {"task": method["task"], "loss": method["loss"], "labels": describe_labels(config),
+              "variant": method["variant"], "target": target,
+              "yardstick": yardstick_both(test["score"], test["expected_counts"], test, target, max_counts,
+                                          ev["bootstrap"], ev["seed"])}
+    native = (labels[labels["split"] == "test"][KEY + ["label"]].rename(columns={"label": "true_label"})
+              .merge(test, on=KEY))  # the test rows of the method's own variant, with its own labels
+    if method["task"] == "classification":
+        pred, truth = native["label"].to_numpy(int), native["true_label"].to_numpy(int)
+        result["native"] = classification_metrics(pred, truth, config["n_labels"], config["label_names"])
+        result["native"]["confusion"] = confusion(pred, truth, config["n_labels"])
+        plot = confusion_rows(pred, truth, config["label_names"])
+    else:
+        if method["task"] == "regression":
+            result["native"] = regression_metrics(native["score"].to_numpy(), native["true_label"].to_numpy(float))
+            result["native"]["unit"] = "bins" if "label_stats" in config else target
+        else:
+            result["native"] = {"kendall_tau_log1p": result["yardstick"]["all"]["kendall_tau"]}
+        plot = quintile_confusion(test["score"].to_numpy(), test[target].to_numpy())
+    if features is not None:
+        result["leakage"] = audit(labels, frame, result["native"]["accuracy"], features, target,
+                                  config["scheme"] == "kmeans", seed)
+    return result, plot
+
+
+def describe_labels(config):
+    if config["scheme"] in ("raw", "log1p"):
+        return f"{config['scheme']} {config['target']}"
+    if config["scheme"] == "kmeans":
+        return f"k-means K={config['k']}"
+    return f"{config['scheme']} bins ({config['n_labels']})"
+
+
+def quintile_confusion(score, target):
+    """For methods without classes: quintile of the score against quintile of the true target."""
+    bins = lambda x: pd.qcut(pd.Series(x).rank(method="first"), 5, labels=False)  # noqa: E731
+    names = [f"Q{i + 1}" for i in range(5)]
+    return confusion_rows(bins(score).to_numpy(), bins(target).to_numpy(), names)
+
+
+def audit(labels, frame, encoder_acc, features, target, from_features, seed):
+    """Can the features behind the labels (or markers) reach the encoder's accuracy on their own, and how
+    much of the target's variance do the labels explain?"""
+    rows = labels.merge(frame[KEY + ["counts", "wait_counts"]], on=KEY)
+    train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
+    feature_acc = leakage_audit(train["text"], train["label"], test["text"], test["label"], seed, features)
+    return {
+        "feature_set": features.name,
+        "feature_model_accuracy": feature_acc,
+        "encoder_accuracy": encoder_acc,
+        "features_reach_encoder": bool(feature_acc >= encoder_acc - 0.02),
+        "eta_squared": eta_squared(rows[target].to_numpy(), rows["label"].to_numpy()),
+        "labels_from_prompt_features": from_features,
+    }

@@ -1,54 +1,90 @@
-"""Prompt-only features: the k-means labeling's inputs, m08's marker tokens and the leakage audit."""
+"""Prompt-only features as data: the k-means labeling's inputs, marker tokens and the leakage audit.
+
+A feature set comes from `features:` in params.yaml and is saved beside each model that uses it,
+so the predictor prepares text exactly as training did. Every feature reads the prompt lower-cased.
+"""
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
-CUES = {
-    "explain": r"\b(explain|describe|analy[sz]e|overview|outline|understand)\b",
-    "creative": r"\b(write|compose|create|poem|story|haiku|slogan|tagline|limerick|song)\b",
-    "calculate": r"\b(calculate|compute|solve|percent|average|how many)\b|\d",
-    "list": r"\b(list|name|identify|examples?|tips)\b",
-    "compare": r"\b(compare|contrast|differences?|versus|vs\.?|relate)\b",
-    "conditional": r"\b(if|assume|assuming|suppose|given that|unless)\b",
-    "why": r"\bwhy\b",
-    "how": r"\bhow\b",
+NUMERIC = {
+    "word_count": lambda text: len(text.split()),
+    "char_count": len,
+    "question_marks": lambda text: text.count("?"),
 }
-CUE_PATTERNS = {name: re.compile(rx, re.IGNORECASE) for name, rx in CUES.items()}
-
-# The columns k-means clusters on, besides the target itself.
-KMEANS_FEATURES = ["word_count", "char_count", "question_marks", "has_explain", "has_creative",
-                   "has_calculate", "has_list", "has_why", "has_how"]
-MARKERS = ["[SHORT]", "[MEDIUM]", "[LONG]", "[EXPLAIN]", "[CREATIVE]", "[CALCULATE]", "[LIST]", "[COMPARE]",
-           "[CONDITIONAL]", "[MULTI_Q]", "[WHY]", "[HOW]"]
+LENGTH_MARKERS = ("[SHORT]", "[MEDIUM]", "[LONG]")
 
 
-def prompt_features(text):
-    words = len(text.split())
-    features = {"word_count": words, "char_count": len(text), "question_marks": text.count("?")}
-    for name, pattern in CUE_PATTERNS.items():
-        features[f"has_{name}"] = int(bool(pattern.search(text)))
-    return features
+@dataclass(frozen=True)
+class FeatureSet:
+    """numeric: NUMERIC columns; cues: ((name, words or None), ...) in order, None meaning "more than
+    one '?'"; match: substring (the seed's rule: "how" fires on "show") or word; length: the word
+    counts below which a prompt is [SHORT] and [MEDIUM] (empty: no length marker)."""
+    name: str
+    match: str
+    numeric: tuple
+    cues: tuple
+    length: tuple
+
+    @classmethod
+    def from_dict(cls, name, spec):
+        cues = tuple((cue, None if words == "multi_question" else tuple(words)) for cue, words in spec["cues"].items())
+        return cls(name, spec["match"], tuple(spec.get("numeric", ())), cues, tuple(spec.get("length", ())))
+
+    def to_dict(self):
+        """The saved form (with its name), as label configurations keep it."""
+        return {"name": self.name, "match": self.match, "numeric": list(self.numeric), "length": list(self.length),
+                "cues": {cue: "multi_question" if words is None else list(words) for cue, words in self.cues}}
+
+    @property
+    def columns(self):
+        return list(self.numeric) + (["length_marker"] if self.length else []) + [cue for cue, _ in self.cues]
+
+    @property
+    def tokens(self):
+        """Every marker token this set can emit, to add to a tokenizer."""
+        return (list(LENGTH_MARKERS) if self.length else []) + [f"[{cue}]" for cue, _ in self.cues]
+
+    def fires(self, words, text):
+        if words is None:
+            return text.count("?") > 1
+        if self.match == "substring":
+            return any(w in text for w in words)
+        return any(re.search(rf"\b{re.escape(w)}\b", text) for w in words)
+
+    def length_marker(self, text):
+        return sum(len(text.split()) >= bound for bound in self.length)
+
+    def row(self, text):
+        text = text.lower()
+        return ([NUMERIC[n](text) for n in self.numeric] + ([self.length_marker(text)] if self.length else [])
+                + [int(self.fires(words, text)) for _, words in self.cues])
+
+    def matrix(self, texts):
+        return np.array([self.row(t) for t in texts], dtype=float).reshape(len(texts), len(self.columns))
+
+    def markers(self, text):
+        """Marker tokens in the set's order: the length marker first, then each cue that fires."""
+        lower = text.lower()
+        out = [LENGTH_MARKERS[self.length_marker(lower)]] if self.length else []
+        return out + [f"[{cue}]" for cue, words in self.cues if self.fires(words, lower)]
 
 
-def feature_matrix(texts, columns=None):
-    """Rows of prompt features as a float array, in the order of `columns` (all features by default)."""
-    columns = columns or list(prompt_features(""))
-    rows = [prompt_features(t) for t in texts]
-    return np.array([[row[c] for c in columns] for row in rows], dtype=float)
+def feature_set(params, name):
+    return FeatureSet.from_dict(name, params["features"][name])
 
 
-def markers_for(text):
-    f = prompt_features(text)
-    size = "[SHORT]" if f["word_count"] < 10 else "[MEDIUM]" if f["word_count"] < 25 else "[LONG]"
-    flags = [("has_explain", "[EXPLAIN]"), ("has_creative", "[CREATIVE]"), ("has_calculate", "[CALCULATE]"),
-             ("has_list", "[LIST]"), ("has_compare", "[COMPARE]"), ("has_conditional", "[CONDITIONAL]"),
-             ("has_why", "[WHY]"), ("has_how", "[HOW]")]
-    markers = [size] + [m for key, m in flags if f[key]]
-    if f["question_marks"] > 1:
-        markers.append("[MULTI_Q]")
-    return markers
+def saved_set(label_config, key):
+    """A feature set saved in a label configuration by labeling ("markers" or "audit_features"), or None."""
+    saved = label_config.get(key)
+    return FeatureSet.from_dict(saved["name"], saved) if saved else None
+
+
+def saved_markers(label_config):
+    return saved_set(label_config, "markers")
 
 
 def prepare_text(text, markers):
-    """The text a model sees: with markers, the prompt is prefixed by its feature marker tokens."""
-    return " ".join(markers_for(text)) + " " + text if markers else text
+    """The text a model sees: with a feature set, the prompt is prefixed by its marker tokens."""
+    return " ".join(markers.markers(text) + [text]) if markers else text

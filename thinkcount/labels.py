@@ -9,15 +9,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
 
 from thinkcount import UserError
-from thinkcount.features import KMEANS_FEATURES, feature_matrix
-
-SILHOUETTE_SAMPLE = 2000
+from thinkcount.features import FeatureSet
 
 
-def make_labels(frame, method, seed, name="this method"):
-    """frame: rows of one variant with columns text, split, counts, wait_counts.
+def make_labels(frame, method, seed, name="this method", feature_sets=None):
+    """frame: rows of one variant with columns text, split, counts, wait_counts; feature_sets: params'
+    `features`, for k-means inputs and markers.
 
-    Returns (labels as a numpy array, config dict)."""
+    Returns (labels as a numpy array, config dict). The config carries the method's marker set and the
+    feature set its leakage audit uses, so training, evaluation and the predictor need no params for them."""
     spec = method["labels"]
     target = frame[method["target"]].to_numpy(dtype=float)
     train = (frame["split"] == "train").to_numpy()
@@ -33,7 +33,8 @@ def make_labels(frame, method, seed, name="this method"):
     elif scheme == "log1p":
         labels, config = np.log1p(target), {}
     elif scheme == "kmeans":
-        labels, config = kmeans_labels(frame, target, train, spec["k_min"], spec["k_max"], seed)
+        labels, config = kmeans_labels(frame, target, train, spec,
+                                       FeatureSet.from_dict(spec["features"], feature_sets[spec["features"]]), seed)
     else:
         edges = bin_edges(scheme, spec, target[train])
         edges = merge_empty_bins(edges, target[train])
@@ -41,7 +42,8 @@ def make_labels(frame, method, seed, name="this method"):
         config = {"edges": edges.tolist()}
         if scheme == "equal_freq":
             config["bins_requested"] = spec["bins"]
-    config = {"scheme": scheme, "target": method["target"], "task": method["task"], **config}
+    config = {"scheme": scheme, "target": method["target"], "task": method["task"], **config,
+              **saved_feature_sets(method, feature_sets)}
     if method["task"] == "classification" or (scheme == "manual" and method["task"] == "regression"):
         labels = labels.astype(int)
         config["n_labels"] = config["k"] if scheme == "kmeans" else len(config["edges"]) - 1
@@ -53,6 +55,14 @@ def make_labels(frame, method, seed, name="this method"):
         if method["task"] == "classification":
             config["label_names"] = label_names(config)
     return labels, config
+
+
+def saved_feature_sets(method, feature_sets):
+    """The marker set, and the audit's features: the labels' own when k-means made them, else the markers'."""
+    def saved(name):
+        return FeatureSet.from_dict(name, feature_sets[name]).to_dict() if name else None
+    markers = method.get("markers")
+    return {"markers": saved(markers), "audit_features": saved(method["labels"].get("features") or markers)}
 
 
 def bin_edges(scheme, spec, train_target):
@@ -87,45 +97,48 @@ def merge_empty_bins(edges, train_target):
     return edges
 
 
-def kmeans_labels(frame, target, train, k_min, k_max, seed):
-    """Cluster [target, prompt features]; choose K by silhouette and balance; order labels by mean target."""
+def kmeans_labels(frame, target, train, spec, features, seed):
+    """Cluster [target, prompt features] as the seed did; label 0 is the cluster of lowest mean target.
+
+    Features are standardised on the train rows; each K in k_min..k_max gets `restarts` inits and is
+    scored 0.6 x silhouette + 0.4 x (1 - size std/mean), both min-max normalised over the candidates;
+    the chosen K is refitted with `final_restarts` inits. The seed mapped clusters to labels by id,
+    which does not order them by counts; ordering by mean target is our one deliberate change."""
+    k_min, k_max = spec["k_min"], spec["k_max"]
     if not 2 <= k_min <= k_max:
         raise UserError(f"labels.k_min ({k_min}) and k_max ({k_max}) must satisfy 2 <= k_min <= k_max.")
-    features = np.column_stack([target, feature_matrix(frame["text"], KMEANS_FEATURES)])
-    scaler = StandardScaler().fit(features[train])
-    x_train = scaler.transform(features[train])
+    x = np.column_stack([target, features.matrix(frame["text"])])
+    scaler = StandardScaler().fit(x[train])
+    x_train = scaler.transform(x[train])
     k_max = min(k_max, len(np.unique(x_train, axis=0)))
     if k_max < k_min:
         raise UserError(f"only {k_max} distinct train rows; k-means needs at least {k_min}.")
-    rng = np.random.default_rng(seed)
-    sample = rng.choice(len(x_train), min(SILHOUETTE_SAMPLE, len(x_train)), replace=False)
-    candidates = []
-    for k in range(k_min, k_max + 1):
-        model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(x_train)
-        sizes = np.bincount(model.labels_, minlength=k)
-        candidates.append({"k": k, "model": model,
-                           "silhouette": float(silhouette_score(x_train[sample], model.labels_[sample])),
-                           "balance": float(sizes.std() / sizes.mean())})
+    candidates = [kmeans_candidate(x_train, k, spec, seed) for k in range(k_min, k_max + 1)]
     sil = normalise([c["silhouette"] for c in candidates])
     bal = 1 - normalise([c["balance"] for c in candidates])  # lower std/mean is better
     for c, s, b in zip(candidates, sil, bal):
         c["score"] = float(0.6 * s + 0.4 * b)
-    best = max(candidates, key=lambda c: c["score"])
-    model = best["model"]
-    clusters = model.predict(scaler.transform(features))
-    # Label 0 is the cluster with the lowest mean target on the train rows.
-    means = [target[train][model.labels_ == c].mean() for c in range(best["k"])]
+    k = max(candidates, key=lambda c: c["score"])["k"]
+    model = KMeans(n_clusters=k, n_init=spec["final_restarts"], random_state=seed).fit(x_train)
+    means = [target[train][model.labels_ == c].mean() for c in range(k)]
     order = np.argsort(means)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     config = {
-        "k": best["k"],
-        "features": ["target"] + KMEANS_FEATURES,
+        "k": k, "feature_set": features.name, "features": ["target"] + features.columns,
         "scaler_mean": scaler.mean_.tolist(), "scaler_scale": scaler.scale_.tolist(),
-        "centres": model.cluster_centers_[order].tolist(),
-        "candidates": [{k: c[k] for k in ("k", "silhouette", "balance", "score")} for c in candidates],
+        "centres": model.cluster_centers_[order].tolist(), "candidates": candidates,
     }
-    return rank[clusters], config
+    return rank[model.predict(scaler.transform(x))], config
+
+
+def kmeans_candidate(x_train, k, spec, seed):
+    labels = KMeans(n_clusters=k, n_init=spec["restarts"], random_state=seed).fit_predict(x_train)
+    sizes = np.bincount(labels, minlength=k)
+    sample = spec["silhouette_sample"]
+    sample = None if sample is None or sample >= len(x_train) else sample
+    silhouette = silhouette_score(x_train, labels, sample_size=sample, random_state=seed)
+    return {"k": k, "silhouette": float(silhouette), "balance": float(sizes.std() / sizes.mean())}
 
 
 def normalise(values):

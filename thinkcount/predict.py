@@ -18,7 +18,7 @@ import torch
 
 from thinkcount import UserError
 from thinkcount.counting import prompt_text
-from thinkcount.features import prepare_text
+from thinkcount.features import prepare_text, saved_markers
 from thinkcount.inference import best_device, predict_raw, prediction_records
 from thinkcount.jsonl import read_json, read_jsonl
 from thinkcount.models import ComplexityModel
@@ -29,6 +29,7 @@ class Predictor:
 
     def __init__(self, model, tokenizer, config):
         self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.markers = saved_markers(config)
 
     @classmethod
     def load(cls, folder, device=None, int8=False):
@@ -62,7 +63,7 @@ class Predictor:
                 raise UserError(f"prompt {i} is empty or not a string.")
         if not prompts:
             return []
-        texts = [prepare_text(p, self.config["markers"]) for p in prompts]
+        texts = [prepare_text(p, self.markers) for p in prompts]
         raw = predict_raw(self.model, self.tokenizer, texts, self.config["max_length"], batch_size, progress=progress)
         return prediction_records(raw, self.config)
 

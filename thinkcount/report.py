@@ -9,7 +9,9 @@ SEED_NOTE = ("Native metrics are each method's own (accuracy/F1 on its own label
 
 
 def summary_rows(metrics, reference):
-    """Flatten each metrics file into one row of the comparison."""
+    """Flatten each metrics file into one row of the comparison; share of oracle where an oracle ran."""
+    oracle = next((m["yardstick"]["all"]["kendall_tau"] for m in metrics
+                   if m.get("kind") == "oracle" and m.get("yardstick")), None)
     rows = []
     for m in metrics:
         if not m.get("yardstick"):
@@ -20,7 +22,9 @@ def summary_rows(metrics, reference):
             "encoder": m.get("encoder", ""), "target": m["target"], "native": headline(m.get("native")),
             "kendall_tau": y["kendall_tau"], "kendall_tau_ci95": y["kendall_tau_ci95"], "spearman": y["spearman"],
             "mae_counts": y["mae_counts"], "auc_top10": y["auc_top10"],
-            "share_of_oracle": y.get("share_of_oracle"), "kendall_tau_clean": clean["kendall_tau"],
+            "share_of_oracle": (y["kendall_tau"] / oracle if oracle and m["target"] == "counts"
+                                and m.get("kind") != "oracle" else None),
+            "kendall_tau_clean": clean["kendall_tau"],
             "seed_reported": reference.get(m["method"], ""), "leakage": m.get("leakage"),
         })
     return sorted(rows, key=lambda r: -r["kendall_tau"])

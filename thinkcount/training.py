@@ -10,7 +10,7 @@ from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Traine
                           TrainingArguments)
 
 from thinkcount import UserError
-from thinkcount.features import MARKERS, prepare_text
+from thinkcount.features import prepare_text, saved_markers
 from thinkcount.inference import predict_raw
 from thinkcount.labels import class_weights
 from thinkcount.models import build_model, resolve_source
@@ -122,11 +122,11 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
     val = val.iloc[np.argsort(val["text"].str.len().to_numpy(), kind="stable")]  # less padding in eval batches
     if len(val) == 0:
         raise UserError(f"method {name}: its variant has no val rows.")
-    markers = method.get("markers", False)
+    markers = saved_markers(label_config)
     n_outputs = label_config["n_labels"] if task == "classification" else 1
     source = resolve_source(settings["model"], settings["source"])
     model, tokenizer = build_model(source, n_outputs, method.get("head", "linear"),
-                                   MARKERS if markers else (), seed, settings["num_layers"])
+                                   markers.tokens if markers else (), seed, settings["num_layers"])
     label_config = dict(label_config)
     y_train = prepare_targets(train["label"].to_numpy(), label_config, task)
     y_val = val_targets(val["label"].to_numpy(), label_config, task)
@@ -176,7 +176,6 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
     if task == "ranking":
         label_config["calibration"] = calibrate_scores(model, tokenizer, train, markers, settings["max_length"],
                                                        params["train"]["eval_batch_size"])
-    label_config["markers"] = markers
     label_config["max_length"] = settings["max_length"]
     return model, tokenizer, settings, history, label_config
 
