@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from thinkcount import UserError
-from thinkcount.config import load_params
+from conftest import ROOT
+from thinkcount.config import key_help, load_params
 
 
 def write(tmp_path, params):
@@ -44,3 +45,24 @@ def test_missing_or_broken_params_file(tmp_path):
     (tmp_path / "broken.yaml").write_text("model: [unclosed")
     with pytest.raises(UserError, match="not valid YAML"):
         load_params(tmp_path / "broken.yaml")
+
+
+def leaf_keys(node, where=""):
+    for key, value in node.items():
+        name = f"{where}.{key}" if where else str(key)
+        if isinstance(value, dict) and not name.endswith(".cues") and not name.startswith("reference"):
+            yield from leaf_keys(value, name)
+        elif not name.startswith("reference"):
+            yield name
+
+
+def test_every_params_key_has_a_comment_and_errors_quote_it(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    undocumented = [k for k in leaf_keys(yaml.safe_load(text)) if not key_help(text, k)]
+    assert undocumented == []
+    assert key_help(text, "encoders.deberta-v3-large.batch_size") == "examples per device per optimizer step (>= 1)"
+    (tmp_path / "params.yaml").write_text(text.replace("bootstrap: 1000", "bootstrap: 0"))
+    with pytest.raises(UserError) as error:
+        load_params(tmp_path / "params.yaml")
+    assert str(error.value).endswith("'evaluate.bootstrap' must be >= 1, got 0. params.yaml says: bootstrap "
+                                     "resamples of the test prompts for every confidence interval (>= 1)")

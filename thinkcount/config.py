@@ -1,4 +1,5 @@
 """params.yaml, read once and validated: a bad key stops the run with one sentence naming it."""
+import re
 from pathlib import Path
 
 import yaml
@@ -74,17 +75,64 @@ def load_params(path="params.yaml"):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file; run from the repository root.")
+    text = path.read_text(encoding="utf-8")
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        params = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e}).") from None
-    check(params, SCHEMA, "", path)
-    check_values(params, path)
-    check_feature_sets(params, path)
-    check_semantics(params, path)
+    try:
+        check(params, SCHEMA, "", path)
+        check_values(params, path)
+        check_feature_sets(params, path)
+        check_semantics(params, path)
+    except UserError as e:
+        raise UserError(with_key_help(str(e), text)) from None
     return params
+
+
+KEY_LINE = re.compile(r"^(\s*)([\w.\-]+):(.*)$")
+COLLECTIONS = ("encoders", "methods", "features", "baselines", "reference")
+
+
+def with_key_help(message, text):
+    """Append the params.yaml comment of the key a message names (its first quoted name)."""
+    named = re.search(r"'([\w.\-]+)'", message)
+    help_text = key_help(text, named.group(1)) if named else None
+    return f"{message.rstrip('.')}. params.yaml says: {help_text}" if help_text else message
+
+
+def key_help(text, dotted):
+    """A key's comment: on its line or the comment lines just above; for a key inside a collection
+    (encoders.x.batch_size), the first sibling's; else a legend line above the collection (`#   key: ...`)."""
+    comments, above, stack = {}, [], []
+    for line in text.splitlines():
+        if line.strip().startswith("#"):
+            above.append(line.strip().lstrip("#").strip())
+            continue
+        match = KEY_LINE.match(line)
+        if not match:
+            above = []
+            continue
+        indent, key, rest = len(match.group(1)), match.group(2), match.group(3)
+        stack = [(i, k) for i, k in stack if i < indent] + [(indent, key)]
+        inline = rest.split(" #", 1)[1].strip() if " #" in rest else ""
+        comments[".".join(k for _, k in stack)] = inline or " ".join(above)
+        above = []
+    parts = dotted.split(".")
+    candidates = [dotted]
+    if parts[0] in COLLECTIONS and len(parts) > 2:
+        rest = ".".join(parts[2:])
+        candidates += [k for k in comments if k.startswith(parts[0] + ".") and k.split(".", 2)[-1] == rest]
+    for key in candidates:
+        if comments.get(key):
+            return comments[key]
+    for name in (".".join(parts[2:]), parts[2] if len(parts) > 3 else None):
+        legend = re.search(rf"^\s*#.*?\b({re.escape(name)}:.*)$", text, re.MULTILINE) if name else None
+        if legend:
+            return legend.group(1).strip()
+    return None
 
 
 def check_values(params, path):

@@ -21,7 +21,8 @@ def write_model_card(out_dir, name, method, settings, summary, label_config):
         f"lr {settings['learning_rate']}, epochs {settings['epochs']}, max length {settings['max_length']}",
         "",
         "## Training",
-        f"- {summary['train_seconds']} s; phases: `{json.dumps(summary['phases'])}`",
+        # No timings here: the card is part of the cached model, whose hash must not change on identical retraining.
+        f"- phases: `{json.dumps([{k: v for k, v in p.items() if k != 'train_samples_per_second'} for p in summary['phases']])}`",
         f"- evaluation on the shared test split: `metrics/eval/{name}.json` after `dvc repro evaluate@{name}`",
         "",
         "## Use",
