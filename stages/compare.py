@@ -1,9 +1,9 @@
-"""Stage compare: metrics/summary.json, reports/comparison.md and the tau chart."""
+"""Stage compare: per-method headline metrics, reports/comparison.md and the tau chart."""
 from pathlib import Path
 
 from thinkcount import stage
 from thinkcount.jsonl import read_json, write_json
-from thinkcount.report import markdown, summary_rows, tau_chart
+from thinkcount.report import fmt, headline, markdown, plot_rows, summary_rows, tau_chart, training_curves
 
 COMMAND = "make run (dvc repro)"
 
@@ -11,12 +11,17 @@ COMMAND = "make run (dvc repro)"
 def main(params):
     names = list(params["methods"]) + list(params["baselines"])
     rows = summary_rows([read_json(f"metrics/eval/{name}.json") for name in names], params["reference"])
+    for row in rows:
+        write_json(f"metrics/methods/{row['method']}.json", headline(row))
     write_json("metrics/summary.json", {"rows": rows})
+    write_json("metrics/plots/tau.json", plot_rows(rows))
+    for curve in ("eval/loss", "train/loss"):
+        write_json(f"metrics/plots/{curve.replace('/', '_')}.json", training_curves(params["methods"], curve))
     Path("reports").mkdir(exist_ok=True)
     Path("reports/comparison.md").write_text(markdown(rows, COMMAND), encoding="utf-8")
     tau_chart(rows, "reports/tau.png")
     for r in rows:
-        print(f"{r['method']:<20} tau {r['kendall_tau']:.3f}")
+        print(f"{r['method']:<20} tau {fmt(r['kendall_tau'])}")
 
 
 if __name__ == "__main__":

@@ -102,3 +102,15 @@ def test_gate_fails_on_a_missing_metrics_file_or_key(gate_files):
     floors["floors"]["b"]["native.mse"] = 1.0
     failures = check(gate_files / "m", floors)
     assert any("a.json: missing" in f for f in failures) and any("native.mse missing" in f for f in failures)
+
+
+def test_classifiers_rank_by_expected_log1p_counts_not_expected_counts():
+    from thinkcount.inference import interpret
+    stats = [{"counts": {"mean": 2.0, "log1p_mean": 1.0}}, {"counts": {"mean": 20.0, "log1p_mean": 3.0}},
+             {"counts": {"mean": 600.0, "log1p_mean": 4.0}}]  # the top bin: loops, prompt-independent
+    config = {"task": "classification", "target": "counts", "label_stats": stats}
+    probs = np.array([[1e-9, 1.0, 1e-9],     # surely a middle-bin prompt
+                      [0.95, 1e-9, 0.05]])   # an easy prompt with a 5% chance of a loop
+    out = interpret(np.log(probs), config)
+    assert out["expected_counts"] == pytest.approx([20.0, 0.95 * 2 + 0.05 * 600], abs=1e-6)  # 20 < 31.9
+    assert out["score"] == pytest.approx([3.0, 0.95 * 1 + 0.05 * 4], abs=1e-6)  # 3.0 > 1.15: the order flips

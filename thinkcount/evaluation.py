@@ -20,16 +20,19 @@ TARGETS = ("counts", "wait_counts")
 
 
 def kendall(x, y):
+    """Kendall tau-b, or None where it is undefined (constant scores or targets): never 0."""
     tau = kendalltau(x, y).statistic
-    return 0.0 if np.isnan(tau) else float(tau)
+    return None if np.isnan(tau) else float(tau)
 
 
 def bootstrap_tau(score, target, n_boot, seed):
-    """95% percentile interval of Kendall tau-b over bootstrap resamples of the prompts."""
+    """95% percentile interval of Kendall tau-b over bootstrap resamples of the prompts ([None, None] when
+    tau is undefined on every resample)."""
     rng = np.random.default_rng(seed)
     taus = [kendall(score[idx], target[idx]) for idx in (rng.integers(0, len(score), len(score))
                                                          for _ in range(n_boot))]
-    return [float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))]
+    taus = [t for t in taus if t is not None]
+    return [float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))] if taus else [None, None]
 
 
 def yardstick(score, expected, truth, target, n_boot=1000, seed=0, top_share=0.1):
@@ -42,11 +45,16 @@ def yardstick(score, expected, truth, target, n_boot=1000, seed=0, top_share=0.1
         "n": len(y),
         "kendall_tau": kendall(score, y),
         "kendall_tau_ci95": bootstrap_tau(score, y, n_boot, seed),
-        "spearman": float(np.nan_to_num(spearmanr(score, y).statistic)),
+        "spearman": none_if_nan(spearmanr(score, y).statistic),
         f"kendall_tau_{other}": kendall(score, truth[other].to_numpy(dtype=float)),
         "mae_counts": float(mean_absolute_error(y, expected)),
+        "kendall_tau_expected_counts": kendall(expected, y),  # ranking by implied counts instead of the score
         "auc_top10": float(roc_auc_score(top, score)) if 0 < top.sum() < len(top) else None,
     }
+
+
+def none_if_nan(value):
+    return None if np.isnan(value) else float(value)
 
 
 def yardstick_both(score, expected, truth, target, max_counts, n_boot, seed):

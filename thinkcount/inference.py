@@ -37,10 +37,13 @@ def interpret(raw, config):
     the method's target (keyword counts, or "Wait" counts for the wait methods)."""
     task, target = config["task"], config["target"]
     if task == "classification":
+        # Ranked by E[log1p target]: a top bin's mean is made of prompt-independent "Wait" loops, so
+        # E[target] would rank by the probability of the top bin alone. E[target] is kept for MAE.
         probs = softmax(raw)
-        means = np.array([s[target]["mean"] for s in config["label_stats"]])
-        expected = probs @ means
-        return {"score": expected, "expected_counts": expected, "probs": probs, "label": probs.argmax(1)}
+        stats = [s[target] or {"mean": 0.0, "log1p_mean": 0.0} for s in config["label_stats"]]
+        score = probs @ np.array([s["log1p_mean"] for s in stats])
+        expected = probs @ np.array([s["mean"] for s in stats])
+        return {"score": score, "expected_counts": expected, "probs": probs, "label": probs.argmax(1)}
     if task == "ranking":
         # Scores only order prompts; an isotonic fit on the train rows maps them to counts.
         score = raw[:, 0]

@@ -148,15 +148,17 @@ def normalise(values):
 
 
 def label_stats(frame, labels, train, n_labels):
-    """Per-label statistics of both targets on the train rows: how to turn a label into counts."""
+    """Per-label statistics of both targets on the train rows: how to turn a label into counts
+    (mean) and into a ranking score that heavy-tail traces cannot dominate (log1p_mean)."""
     stats = []
     for label in range(n_labels):
         rows = frame[train & (labels == label)]
         entry = {"label": label, "n_train": len(rows)}
         for col in ("counts", "wait_counts"):
             values = rows[col]
-            entry[col] = ({"mean": float(values.mean()), "median": float(values.median()),
-                           "min": float(values.min()), "max": float(values.max())} if len(rows) else None)
+            entry[col] = ({"mean": float(values.mean()), "log1p_mean": float(np.log1p(values).mean()),
+                           "median": float(values.median()), "min": float(values.min()),
+                           "max": float(values.max())} if len(rows) else None)
         stats.append(entry)
     return stats
 

@@ -1,11 +1,20 @@
-"""The comparison table: one row per method and baseline, sorted by the shared yardstick."""
+"""The comparison: one row per method and baseline, sorted by the shared yardstick.
+
+It is written three ways: `metrics/methods/<name>.json` (the headline that `dvc metrics show` and
+`dvc metrics diff` print, one row per method), `reports/comparison.md` with the details, and the tau
+chart (a PNG, and the rows of DVC's interval bar plot).
+"""
+from pathlib import Path
+
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 SEED_NOTE = ("Native metrics are each method's own (accuracy/F1 on its own labels, MSE/MAE in its own units) "
              "and do not compare across rows. The yardstick does: every row ranks the same test prompts.")
+UNDEFINED = "undefined"
 
 
 def summary_rows(metrics, reference):
@@ -17,20 +26,22 @@ def summary_rows(metrics, reference):
         if not m.get("yardstick"):
             continue
         y, clean = m["yardstick"]["all"], m["yardstick"]["clean"]
+        share = None
+        if oracle and y["kendall_tau"] is not None and m["target"] == "counts" and m.get("kind") != "oracle":
+            share = y["kendall_tau"] / oracle
         rows.append({
             "method": m["method"], "task": m["task"], "loss": m.get("loss", ""), "labels": m.get("labels", ""),
-            "encoder": m.get("encoder", ""), "target": m["target"], "native": headline(m.get("native")),
+            "encoder": m.get("encoder", ""), "target": m["target"], "native": native_headline(m.get("native")),
             "kendall_tau": y["kendall_tau"], "kendall_tau_ci95": y["kendall_tau_ci95"], "spearman": y["spearman"],
-            "mae_counts": y["mae_counts"], "auc_top10": y["auc_top10"],
-            "share_of_oracle": (y["kendall_tau"] / oracle if oracle and m["target"] == "counts"
-                                and m.get("kind") != "oracle" else None),
-            "kendall_tau_clean": clean["kendall_tau"],
-            "seed_reported": reference.get(m["method"], ""), "leakage": m.get("leakage"),
+            "mae_counts": y["mae_counts"], "auc_top10": y["auc_top10"], "share_of_oracle": share,
+            "kendall_tau_clean": clean["kendall_tau"], "seed_reported": reference.get(m["method"], ""),
+            "leakage": m.get("leakage"),
         })
-    return sorted(rows, key=lambda r: -r["kendall_tau"])
+    # Undefined tau (constant scores) sorts last.
+    return sorted(rows, key=lambda r: (r["kendall_tau"] is None, -(r["kendall_tau"] or 0)))
 
 
-def headline(native):
+def native_headline(native):
     if not native:
         return ""
     if "f1_macro" in native:
@@ -40,8 +51,46 @@ def headline(native):
     return ""
 
 
+def headline(row):
+    """What `dvc metrics show` prints for one row: few columns, rounded; undefined values are left out."""
+    low, high = row["kendall_tau_ci95"]
+    values = {"tau": row["kendall_tau"], "tau_low": low, "tau_high": high, "spearman": row["spearman"],
+              "auc_top10": row["auc_top10"], "oracle_share": row["share_of_oracle"]}
+    out = {key: round(value, 4) for key, value in values.items() if value is not None}
+    out["target"] = row["target"]
+    if row["native"]:
+        out["native"] = row["native"]
+    return out
+
+
+def plot_rows(rows):
+    """Rows of DVC's interval bar plot (.dvc/plots/bar_interval.json): one per row with a defined tau."""
+    return [{"method": r["method"], "kind": "baseline" if r["task"] == "baseline" else "method",
+             "tau": r["kendall_tau"], "tau_low": r["kendall_tau_ci95"][0], "tau_high": r["kendall_tau_ci95"][1]}
+            for r in rows if r["kendall_tau"] is not None]
+
+
+def training_curves(methods, curve):
+    """One row per logged point of `curve` (eval/loss or train/loss) across methods, for an overlaid plot."""
+    rows = []
+    for method in methods:
+        path = Path(f"metrics/train/{method}/plots/metrics/{curve}.tsv")
+        if path.is_file():
+            table = pd.read_csv(path, sep="\t")
+            rows += [{"method": method, "step": int(step), "loss": float(loss)}
+                     for step, loss in zip(table["step"], table[curve.rsplit("/", 1)[-1]])]
+    return rows
+
+
 def fmt(value, digits=3):
-    return "" if value is None else f"{value:.{digits}f}"
+    return UNDEFINED if value is None else f"{value:.{digits}f}"
+
+
+def tau_with_interval(row):
+    if row["kendall_tau"] is None:
+        return UNDEFINED
+    low, high = row["kendall_tau_ci95"]
+    return f"{row['kendall_tau']:.3f} [{fmt(low)}, {fmt(high)}]"
 
 
 def markdown(rows, command):
@@ -51,42 +100,48 @@ def markdown(rows, command):
         f"Produced by `{command}`; every number below comes from `metrics/eval/*.json` of that run.",
         "",
         "Sorted by Kendall tau-b between each predictor's complexity score and the true target on the shared test "
-        "split (`counts`, or `wait_counts` for the Wait methods). " + SEED_NOTE,
+        "split (`counts`, or `wait_counts` for the Wait methods); undefined where a predictor's scores are "
+        "constant. " + SEED_NOTE,
         "",
         "| method | task | loss | labels | encoder | native metric | tau [95% CI] | Spearman | MAE counts "
         "| AUC top 10% | share of oracle | tau clean | seed reported |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ci = r["kendall_tau_ci95"]
         target = "" if r["target"] == "counts" else f" ({r['target']})"
+        share = "" if r["share_of_oracle"] is None else fmt(r["share_of_oracle"], 2)
         lines.append(
             f"| {r['method']}{target} | {r['task']} | {r['loss']} | {r['labels']} | {r['encoder']} | {r['native']} "
-            f"| {r['kendall_tau']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {fmt(r['spearman'])} | {fmt(r['mae_counts'], 1)} "
-            f"| {fmt(r['auc_top10'])} | {fmt(r['share_of_oracle'], 2)} | {fmt(r['kendall_tau_clean'])} "
-            f"| {r['seed_reported']} |")
+            f"| {tau_with_interval(r)} | {fmt(r['spearman'])} | {fmt(r['mae_counts'], 1)} "
+            f"| {fmt(r['auc_top10'])} | {share} | {fmt(r['kendall_tau_clean'])} | {r['seed_reported']} |")
+    return "\n".join(lines + leakage_section(rows)) + "\n"
+
+
+def leakage_section(rows):
     audits = [r for r in rows if r["leakage"]]
-    if audits:
-        lines += ["", "## Leakage audit", "",
-                  "A logistic regression on prompt-only features (length, question marks, cue words; no counts) "
-                  "predicts each label set. When it matches the encoder, the encoder's accuracy says how well it "
-                  "re-derives prompt features, not how well it predicts reasoning effort. Eta squared is the share "
-                  "of the target's variance that the labels explain.", "",
-                  "| method | encoder accuracy | feature model accuracy | features reach encoder | eta squared |",
-                  "|---|---|---|---|---|"]
-        for r in audits:
-            a = r["leakage"]
-            lines.append(f"| {r['method']} | {a['encoder_accuracy']:.3f} | {a['feature_model_accuracy']:.3f} "
-                         f"| {'yes' if a['features_reach_encoder'] else 'no'} | {a['eta_squared']:.3f} |")
-    return "\n".join(lines) + "\n"
+    if not audits:
+        return []
+    lines = ["", "## Leakage audit", "",
+             "A logistic regression on the prompt-only features behind each labeling (the k-means inputs, or the "
+             "marker cues; no counts) predicts its labels. When it matches the encoder, the encoder's accuracy says "
+             "how well it re-derives prompt features, not how well it predicts reasoning effort. Eta squared is the "
+             "share of the target's variance that the labels explain.", "",
+             "| method | feature set | encoder accuracy | feature model accuracy | features reach encoder "
+             "| eta squared |", "|---|---|---|---|---|---|"]
+    for r in audits:
+        a = r["leakage"]
+        lines.append(f"| {r['method']} | {a['feature_set']} | {a['encoder_accuracy']:.3f} "
+                     f"| {a['feature_model_accuracy']:.3f} | {'yes' if a['features_reach_encoder'] else 'no'} "
+                     f"| {a['eta_squared']:.3f} |")
+    return lines
 
 
 def tau_chart(rows, path):
-    rows = rows[::-1]
+    rows = [r for r in rows if r["kendall_tau"] is not None][::-1]
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
     taus = [r["kendall_tau"] for r in rows]
-    err = [[t - r["kendall_tau_ci95"][0] for t, r in zip(taus, rows)],
-           [r["kendall_tau_ci95"][1] - t for t, r in zip(taus, rows)]]
+    err = [[t - (r["kendall_tau_ci95"][0] if r["kendall_tau_ci95"][0] is not None else t) for t, r in zip(taus, rows)],
+           [(r["kendall_tau_ci95"][1] if r["kendall_tau_ci95"][1] is not None else t) - t for t, r in zip(taus, rows)]]
     colors = ["#888888" if r["task"] == "baseline" else "#3b6ea8" for r in rows]
     ax.barh([r["method"] for r in rows], taus, xerr=err, color=colors, capsize=3)
     ax.set_xlabel("Kendall tau-b vs true counts on the shared test split (95% bootstrap CI)")

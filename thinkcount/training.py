@@ -71,19 +71,20 @@ class EncodedDataset(torch.utils.data.Dataset):
 
 
 class LiveLogger(TrainerCallback):
-    """Logs Trainer's numbers to dvclive; unlike dvclive's own callback it never ends the Live run."""
+    """Logs Trainer's numbers to dvclive at the optimizer step (counted on from earlier phases: `offset`);
+    unlike dvclive's own callback it never ends the Live run."""
 
-    def __init__(self, live):
-        self.live = live
+    def __init__(self, live, offset=0):
+        self.live, self.offset = live, offset
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero:
             return
+        self.live.step = self.offset + state.global_step
         for key, value in (logs or {}).items():
             if isinstance(value, (int, float)) and key.removeprefix("eval_") in ("loss", "learning_rate", "grad_norm"):
                 self.live.log_metric(key.replace("eval_", "eval/") if key.startswith("eval_") else f"train/{key}",
                                      value)
-        self.live.next_step()
 
 
 def precision_flags(precision):
@@ -162,7 +163,7 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
         )
         callbacks = [EarlyStoppingCallback(params["train"]["early_stopping_patience"])]
         if live is not None:
-            callbacks.append(LiveLogger(live))
+            callbacks.append(LiveLogger(live, offset=sum(h["steps"] for h in history)))
         trainer = Trainer(model=model, args=args, train_dataset=ds_train, eval_dataset=ds_val,
                           data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
                           callbacks=callbacks)
