@@ -1,6 +1,5 @@
 """Stage train@<method>: fine-tune the method's model, save it, predict every val and test prompt."""
 import os
-import sys
 import time
 
 import pandas as pd
@@ -11,6 +10,7 @@ from thinkcount.data import KEY
 from thinkcount.dataset import load_frame
 from thinkcount.features import prepare_text, saved_markers
 from thinkcount.inference import best_device, predict_raw, prediction_records
+from thinkcount.launch import launch_command
 from thinkcount.jsonl import load_jsonl, read_json, write_json, write_jsonl
 from thinkcount.modelcard import write_model_card
 from thinkcount.training import train_method
@@ -18,12 +18,9 @@ from thinkcount.training import train_method
 
 def main(params):
     name = stage.method_name(params)
-    gpus = params["train"]["gpus"]
-    if gpus > 1 and "LOCAL_RANK" not in os.environ:
-        # One process per GPU, through this interpreter and this workspace's module; Trainer picks up the
-        # distributed setup from torchrun's environment.
-        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}",
-                                  "-m", "stages.train", name])
+    command = launch_command(params["train"], name)
+    if command:
+        os.execv(command[0], command)
     is_main = int(os.environ.get("RANK", "0")) == 0
     rows = pd.DataFrame(load_jsonl(f"data/labels/{name}/labels.jsonl"))
     label_config = read_json(f"data/labels/{name}/config.json")

@@ -23,11 +23,16 @@ def model_dir(tmp_path_factory, params, tiny_encoders):
 
 def test_predict_returns_scores_labels_and_probabilities(model_dir):
     results = Predictor.load(model_dir).predict(["Why is the sky blue?", "List three colors."])
+    stats = json.loads((model_dir / "label_config.json").read_text())["label_stats"]
     assert len(results) == 2
     for r in results:
         assert set(r) == {"score", "expected_counts", "label", "label_name", "probs"}
         assert r["label_name"].startswith("(") and abs(sum(r["probs"]) - 1) < 1e-4
-        assert r["score"] == pytest.approx(r["expected_counts"])
+        # The score is E[log1p counts] under the class probabilities; expected_counts is E[counts].
+        assert r["score"] == pytest.approx(sum(p * s["counts"]["log1p_mean"] for p, s in zip(r["probs"], stats)),
+                                           abs=1e-4)
+        assert r["expected_counts"] == pytest.approx(sum(p * s["counts"]["mean"] for p, s in zip(r["probs"], stats)),
+                                                     rel=1e-4)
     assert Predictor.load(model_dir).predict([]) == []
 
 

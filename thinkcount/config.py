@@ -37,7 +37,8 @@ SCHEMA = {
     "train": {"seed": int, "epochs": NUMBER, "max_train_rows": int, "max_val_rows": int,
               "eval_batch_size": int,
               "early_stopping_patience": int, "weight_decay": NUMBER, "warmup_ratio": NUMBER,
-              "precision": str, "gpus": int},
+              "precision": str, "device": str, "processes": int, "batch_scaling": str, "nodes": int,
+              "rdzv_endpoint": str},
     "methods": {"*": METHOD},
     "baselines": {"*": {"kind": str, "alpha": (NUMBER, OPTIONAL), "max_features": (int, OPTIONAL)}},
     "evaluate": {"bootstrap": int, "seed": int},
@@ -48,7 +49,8 @@ CHOICES = {
     "task": ("regression", "classification", "ranking"), "loss": ("mse", "ce", "weighted_ce", "pairwise"),
     "head": ("linear", "mlp"), "scheme": ("raw", "log1p", "equal_width", "equal_freq", "manual", "kmeans"),
     "precision": ("auto", "fp32", "bf16", "fp16"), "kind": ("length", "tfidf", "oracle"),
-    "think_start": ("tag", "tag_or_start"),
+    "think_start": ("tag", "tag_or_start"), "device": ("auto", "cuda", "cpu"),
+    "batch_scaling": ("fixed_global", "linear_lr"),
 }
 # Numeric ranges: (lowest, highest or None, whether the bounds themselves are allowed). "*" is any name.
 RANGES = {
@@ -58,7 +60,8 @@ RANGES = {
     "split.val_fraction": (0, 1, False), "split.test_fraction": (0, 1, False), "split.strata": (1, None, True),
     "train.epochs": (0, None, False), "train.max_train_rows": (1, None, True), "train.max_val_rows": (1, None, True),
     "train.eval_batch_size": (1, None, True), "train.early_stopping_patience": (1, None, True),
-    "train.weight_decay": (0, None, True), "train.warmup_ratio": (0, 1, True), "train.gpus": (1, None, True),
+    "train.weight_decay": (0, None, True), "train.warmup_ratio": (0, 1, True), "train.processes": (1, None, True),
+    "train.nodes": (1, None, True),
     "encoders.*.batch_size": (1, None, True), "encoders.*.learning_rate": (0, None, False),
     "encoders.*.max_length": (2, None, True), "encoders.*.num_layers": (1, None, True),
     "methods.*.labels.restarts": (1, None, True), "methods.*.labels.final_restarts": (1, None, True),
@@ -233,7 +236,8 @@ def check_semantics(params, path):
     if params["model"] not in params["encoders"]:
         raise UserError(f"{path}: 'model' is '{params['model']}', not one of encoders: "
                         f"{', '.join(params['encoders'])}.")
-    for where, choices in (("train.precision", "precision"), ("counts.think_start", "think_start")):
+    for where, choices in (("train.precision", "precision"), ("counts.think_start", "think_start"),
+                           ("train.device", "device"), ("train.batch_scaling", "batch_scaling")):
         section, key = where.split(".")
         if params[section][key] not in CHOICES[choices]:
             raise UserError(f"{path}: '{where}' must be one of {', '.join(CHOICES[choices])}.")

@@ -1,4 +1,5 @@
 """One training entry point for every method, configured by the method's params."""
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from thinkcount import UserError
 from thinkcount.features import prepare_text, saved_markers
 from thinkcount.inference import predict_raw
 from thinkcount.labels import class_weights
+from thinkcount.launch import check_precision, precision_flags, resolve_device
 from thinkcount.models import build_model, resolve_source
 
 
@@ -87,14 +89,6 @@ class LiveLogger(TrainerCallback):
                                      value)
 
 
-def precision_flags(precision):
-    if not torch.cuda.is_available() or precision == "fp32":
-        return {}
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {precision: True}
-
-
 def prepare_targets(labels, config, task):
     """Training targets: regression labels are standardised (the scale is saved for inference)."""
     if task == "classification":
@@ -109,76 +103,125 @@ def prepare_targets(labels, config, task):
 def train_method(params, name, rows, label_config, out_dir, live=None, progress=True):
     """Train one method on `rows` (a frame with text, split, label); save the model to out_dir.
 
+    Under torchrun each rank trains on its shard of every batch; all ranks return, rank 0 writes.
     Returns (model, tokenizer, settings, history, label configuration with what inference needs)."""
     method = params["methods"][name]
-    settings = method_settings(params, name)
-    seed = params["train"]["seed"]
-    task = method["task"]
-    train = rows[rows["split"] == "train"]
-    if len(train) > settings["max_train_rows"]:
-        train = train.sample(settings["max_train_rows"], random_state=seed)
-    val = rows[rows["split"] == "val"]
-    if len(val) > params["train"]["max_val_rows"]:
-        val = val.sample(params["train"]["max_val_rows"], random_state=seed)
-    val = val.iloc[np.argsort(val["text"].str.len().to_numpy(), kind="stable")]  # less padding in eval batches
-    if len(val) == 0:
-        raise UserError(f"method {name}: its variant has no val rows.")
+    settings = scaled_for_processes(method_settings(params, name), params["train"]["batch_scaling"])
+    seed, task = params["train"]["seed"], method["task"]
+    train, val = train_val_rows(rows, settings, params["train"], name)
     markers = saved_markers(label_config)
     n_outputs = label_config["n_labels"] if task == "classification" else 1
     source = resolve_source(settings["model"], settings["source"])
     model, tokenizer = build_model(source, n_outputs, method.get("head", "linear"),
                                    markers.tokens if markers else (), seed, settings["num_layers"])
+    device = resolve_device(params["train"])
+    check_precision(params["train"]["precision"], device, model.encoder.config.model_type)
     label_config = dict(label_config)
     y_train = prepare_targets(train["label"].to_numpy(), label_config, task)
-    y_val = val_targets(val["label"].to_numpy(), label_config, task)
     weights = None
     if method["loss"] == "weighted_ce":
         weights = torch.tensor(class_weights(y_train, n_outputs), dtype=torch.float32)
         label_config["class_weights"] = weights.tolist()
-    loss = make_loss(task, method["loss"], weights)
-    ds_train = EncodedDataset(tokenizer, [prepare_text(t, markers) for t in train["text"]], y_train,
-                              settings["max_length"])
-    ds_val = EncodedDataset(tokenizer, [prepare_text(t, markers) for t in val["text"]], y_val,
-                            settings["max_length"])
-
+    datasets = (EncodedDataset(tokenizer, [prepare_text(t, markers) for t in train["text"]], y_train,
+                               settings["max_length"]),
+                EncodedDataset(tokenizer, [prepare_text(t, markers) for t in val["text"]],
+                               val_targets(val["label"].to_numpy(), label_config, task), settings["max_length"]))
     checkpoints = Path(out_dir) / "checkpoints"
-    phases = [(method.get("trainable_layers"), settings["learning_rate"], settings["epochs"])]
-    if method.get("two_stage"):
-        first = max(settings["epochs"] * method["two_stage"]["epoch_fraction"], 0.1)
-        phases = [(0, method["two_stage"]["learning_rate"], first),
-                  (method.get("trainable_layers"), settings["learning_rate"], max(settings["epochs"] - first, 0.1))]
     history = []
-    for phase, (trainable, lr, epochs) in enumerate(phases):
+    for phase, (trainable, lr, epochs) in enumerate(training_phases(method, settings)):
         model.freeze(trainable)
-        args = TrainingArguments(
-            output_dir=str(checkpoints), num_train_epochs=epochs, learning_rate=lr,
-            per_device_train_batch_size=settings["batch_size"], gradient_accumulation_steps=settings["grad_accum"],
-            per_device_eval_batch_size=params["train"]["eval_batch_size"],
-            weight_decay=params["train"]["weight_decay"], warmup_steps=params["train"]["warmup_ratio"],
-            eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, save_only_model=True,
-            load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
-            logging_strategy="steps", logging_steps=10, report_to="none", seed=seed, data_seed=seed,
-            disable_tqdm=not progress, train_sampling_strategy="group_by_length",
-            dataloader_pin_memory=torch.cuda.is_available(), label_names=["labels"], **precision_flags(params["train"]["precision"]),
-        )
-        callbacks = [EarlyStoppingCallback(params["train"]["early_stopping_patience"])]
+        trainer = make_trainer(model, tokenizer, datasets, make_loss(task, method["loss"], weights), settings,
+                               params["train"], device, task, (lr, epochs), checkpoints, progress)
         if live is not None:
-            callbacks.append(LiveLogger(live, offset=sum(h["steps"] for h in history)))
-        trainer = Trainer(model=model, args=args, train_dataset=ds_train, eval_dataset=ds_val,
-                          data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
-                          callbacks=callbacks)
-        trainer.loss_is_scaled_for_ga = False  # our losses are per-batch means
+            trainer.add_callback(LiveLogger(live, offset=sum(h["steps"] for h in history)))
         out = trainer.train()
         history.append({"phase": phase, "trainable_layers": trainable, "learning_rate": lr, "epochs": epochs,
                         "best_eval_loss": trainer.state.best_metric, "steps": trainer.state.global_step,
+                        "processes": trainer.args.world_size, "batch_size_per_process": settings["batch_size"],
+                        "train_batches_per_process": len(trainer.get_train_dataloader()),
                         "train_samples_per_second": out.metrics["train_samples_per_second"]})
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    # Every rank has loaded the best checkpoint before rank 0 alone removes them.
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        shutil.rmtree(checkpoints, ignore_errors=True)
     model.freeze(None)
     if task == "ranking":
         label_config["calibration"] = calibrate_scores(model, tokenizer, train, markers, settings["max_length"],
                                                        params["train"]["eval_batch_size"])
     label_config["max_length"] = settings["max_length"]
     return model, tokenizer, settings, history, label_config
+
+
+def processes():
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def scaled_for_processes(settings, batch_scaling):
+    """With N processes, `fixed_global` keeps the global batch (and so results comparable with one
+    process) by giving each process batch_size / N rows; `linear_lr` gives each process batch_size
+    rows and multiplies the learning rate by N (the linear scaling rule)."""
+    n = processes()
+    if n == 1:
+        return settings
+    if batch_scaling == "linear_lr":
+        return {**settings, "learning_rate": settings["learning_rate"] * n}
+    if settings["batch_size"] % n:
+        raise UserError(f"train.batch_scaling fixed_global splits batch size {settings['batch_size']} over {n} "
+                        f"processes, which does not divide it; use a multiple of {n}, or linear_lr.")
+    return {**settings, "batch_size": settings["batch_size"] // n}
+
+
+def train_val_rows(rows, settings, train_params, name):
+    """The method's train rows (capped at max_train_rows, seeded) and val rows, sorted by length."""
+    seed = train_params["seed"]
+    train = rows[rows["split"] == "train"]
+    if len(train) > settings["max_train_rows"]:
+        train = train.sample(settings["max_train_rows"], random_state=seed)
+    val = rows[rows["split"] == "val"]
+    if len(val) > train_params["max_val_rows"]:
+        val = val.sample(train_params["max_val_rows"], random_state=seed)
+    if len(val) == 0:
+        raise UserError(f"method {name}: its variant has no val rows.")
+    return train, val.iloc[np.argsort(val["text"].str.len().to_numpy(), kind="stable")]  # less eval padding
+
+
+def training_phases(method, settings):
+    """(trainable layers, learning rate, epochs) per phase: one, or head alone first for two_stage."""
+    if not method.get("two_stage"):
+        return [(method.get("trainable_layers"), settings["learning_rate"], settings["epochs"])]
+    first = max(settings["epochs"] * method["two_stage"]["epoch_fraction"], 0.1)
+    return [(0, method["two_stage"]["learning_rate"], first),
+            (method.get("trainable_layers"), settings["learning_rate"], max(settings["epochs"] - first, 0.1))]
+
+
+def sampling_strategy(task):
+    # A pairwise loss compares the prompts within a batch: batches of similar length would only
+    # compare near-identical prompts, so ranking draws random batches.
+    return "random" if task == "ranking" else "group_by_length"
+
+
+def make_trainer(model, tokenizer, datasets, loss, settings, train_params, device, task, schedule, checkpoints,
+                 progress):
+    """A Trainer for one phase; schedule is (learning rate, epochs). Several CPU processes talk over gloo."""
+    lr, epochs = schedule
+    args = TrainingArguments(
+        output_dir=str(checkpoints), num_train_epochs=epochs, learning_rate=lr,
+        per_device_train_batch_size=settings["batch_size"], gradient_accumulation_steps=settings["grad_accum"],
+        per_device_eval_batch_size=train_params["eval_batch_size"],
+        weight_decay=train_params["weight_decay"], warmup_steps=train_params["warmup_ratio"],
+        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, save_only_model=True,
+        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+        logging_strategy="steps", logging_steps=10, report_to="none", seed=train_params["seed"],
+        data_seed=train_params["seed"], disable_tqdm=not progress, train_sampling_strategy=sampling_strategy(task),
+        dataloader_pin_memory=torch.cuda.is_available(), label_names=["labels"],
+        use_cpu=device == "cpu", ddp_backend="gloo" if device == "cpu" and processes() > 1 else None,
+        **precision_flags(train_params["precision"], device),
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=datasets[0], eval_dataset=datasets[1],
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
+                      callbacks=[EarlyStoppingCallback(train_params["early_stopping_patience"])])
+    trainer.loss_is_scaled_for_ga = False  # our losses are per-batch means
+    return trainer
 
 
 def val_targets(labels, config, task):
