@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test ci-repro bench clean-venv
+.PHONY: run test ci-repro ci-floors seed-profile gpu-profile bench clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -24,7 +24,19 @@ test: $(STAMP)
 ci-repro: $(STAMP)
 	python -m thinkcount.ciprofile .ci-work
 	cd .ci-work && dvc repro
-	python -m thinkcount.gate .ci-work/metrics/eval metrics/ci_floor.json
+	python -m thinkcount.gate .ci-work/metrics metrics/ci_floor.json
+
+# Regenerate the gate's floors from the last `make ci-repro` (records the commit they came from).
+ci-floors: $(STAMP)
+	python -m thinkcount.gate --regenerate .ci-work/metrics metrics/ci_floor.json
+
+# Every method with the seed's encoders and settings, as a DVC experiment (needs a GPU and the encoders).
+seed-profile: $(STAMP)
+	python -m thinkcount.profile profiles/seed.yaml
+
+# Every method at the seed's scale with the default encoder registry's GPU settings, as a DVC experiment.
+gpu-profile: $(STAMP)
+	python -m thinkcount.profile profiles/gpu.yaml
 
 bench: $(STAMP)
 	python benchmarks/run.py

@@ -66,3 +66,10 @@ def test_every_params_key_has_a_comment_and_errors_quote_it(tmp_path):
         load_params(tmp_path / "params.yaml")
     assert str(error.value).endswith("'evaluate.bootstrap' must be >= 1, got 0. params.yaml says: bootstrap "
                                      "resamples of the test prompts for every confidence interval (>= 1)")
+
+
+def test_every_method_is_a_dvc_artifact():
+    artifacts = yaml.safe_load((ROOT / "dvc.yaml").read_text())["artifacts"]
+    methods = yaml.safe_load((ROOT / "params.yaml").read_text())["methods"]
+    assert {name: a["path"] for name, a in artifacts.items()} == {m: f"models/{m}" for m in methods}
+    assert {a["type"] for a in artifacts.values()} == {"model"}

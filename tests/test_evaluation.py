@@ -6,7 +6,6 @@ import pytest
 
 from thinkcount.evaluation import bootstrap_tau, eta_squared, leakage_audit, yardstick, yardstick_both
 from thinkcount.features import feature_set
-from thinkcount.gate import check, main as gate_main
 from thinkcount.report import markdown, summary_rows
 
 
@@ -73,35 +72,6 @@ def test_comparison_is_sorted_by_tau_and_shows_the_seed_figure():
     table = markdown(rows, "make run")
     assert table.index("| b |") < table.index("| a |")
     assert "F1-macro 0.979" in table and "0.200 [0.100, 0.300]" in table
-
-
-@pytest.fixture
-def gate_files(tmp_path):
-    (tmp_path / "m").mkdir()
-    for name, tau in (("a", 0.30), ("b", 0.50)):
-        (tmp_path / "m" / f"{name}.json").write_text(json.dumps(metrics_file(name, tau)))
-    floors = {"tolerance": 0.05, "floors": {"a": {"yardstick.all.kendall_tau": 0.32},
-                                            "b": {"yardstick.all.kendall_tau": 0.50}}}
-    (tmp_path / "floors.json").write_text(json.dumps(floors))
-    return tmp_path
-
-
-def test_gate_passes_within_tolerance(gate_files):
-    assert gate_main([str(gate_files / "m"), str(gate_files / "floors.json")]) == 0
-
-
-def test_gate_fails_on_a_degraded_metric(gate_files, capsys):
-    (gate_files / "m" / "b.json").write_text(json.dumps(metrics_file("b", 0.40)))
-    assert gate_main([str(gate_files / "m"), str(gate_files / "floors.json")]) == 1
-    assert "b: yardstick.all.kendall_tau 0.400 < floor 0.500" in capsys.readouterr().out
-
-
-def test_gate_fails_on_a_missing_metrics_file_or_key(gate_files):
-    (gate_files / "m" / "a.json").unlink()
-    floors = json.loads((gate_files / "floors.json").read_text())
-    floors["floors"]["b"]["native.mse"] = 1.0
-    failures = check(gate_files / "m", floors)
-    assert any("a.json: missing" in f for f in failures) and any("native.mse missing" in f for f in failures)
 
 
 def test_classifiers_rank_by_expected_log1p_counts_not_expected_counts():

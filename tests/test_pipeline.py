@@ -57,8 +57,15 @@ def test_repro_builds_every_stage_and_a_second_repro_does_nothing(repo):
     assert "## Leakage audit" in report and report.count("| m10_kmeans_clean |") == 2
     assert (repo / "reports/tau.png").stat().st_size > 1000
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "repro")
-    shown = sh(repo, "dvc", "metrics", "show", "--md")
-    assert "metrics/eval/m13_rank.json" in shown
+    shown = sh(repo, "dvc", "metrics", "show", "--md").strip().splitlines()
+    header = [c.strip() for c in shown[0].strip("|").split("|")]
+    assert header == ["Path", "auc_top10", "native", "oracle_share", "spearman", "target", "tau", "tau_high",
+                      "tau_low"]
+    rows = {line.split("|")[1].strip(): line for line in shown[2:]}
+    assert set(rows) == {f"metrics/methods/{m}.json" for m in [*METHODS, "b_length", "b_tfidf", "oracle"]}
+    tau = float(rows["metrics/methods/m13_rank.json"].split("|")[header.index("tau") + 1])
+    assert tau == pytest.approx(read_json(repo / "metrics/eval/m13_rank.json")["yardstick"]["all"]["kendall_tau"],
+                                abs=1e-4)
 
 
 def test_predictor_api_and_cli_agree_with_the_stage_predictions(repo, tmp_path):
@@ -89,3 +96,65 @@ def test_exp_run_swaps_the_encoder_for_every_training_stage(repo):
         assert read_json(repo / f"metrics/train/{m}.json")["model"] == "tiny-roberta"
     assert "Running stage 'corpus'" not in out and "Running stage 'split'" not in out  # data stays cached
     assert read_json(repo / "metrics/eval/m13_rank.json")["encoder"] == "tiny-roberta"
+
+
+def test_editing_an_unused_encoder_leaves_every_stage_up_to_date(repo):
+    path = repo / "params.yaml"
+    original = path.read_text()
+    params = yaml.safe_load(original)
+    params["encoders"]["deberta-v3-large"]["batch_size"] = 4
+    params["encoders"]["mine"] = {"source": "/nowhere", "batch_size": 2, "learning_rate": 1e-5, "max_length": 16}
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
+        params["encoders"][params["model"]]["batch_size"] = 4  # the encoder in use does invalidate training
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        changed = sh(repo, "dvc", "status")
+        assert all(f"train@{m}" in changed for m in METHODS) and "label@" not in changed
+    finally:
+        path.write_text(original)
+
+
+def exp_file(repo, name, path):
+    """A file as the experiment `name` left it, from its git ref."""
+    refs = sh(repo, "git", "for-each-ref", "--format=%(refname)", "refs/exps").split()
+    ref = next(r for r in refs if r.endswith(f"/{name}"))
+    return sh(repo, "git", "show", f"{ref}:{path}")
+
+
+def test_queued_experiments_run_their_own_workspace_code(repo):
+    """`dvc exp run --queue` runs in a temporary workspace: the stage must import that workspace's library."""
+    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "results before the queue")
+    report = repo / "thinkcount/report.py"
+    original = report.read_text()
+    report.write_text(original.replace('"# Comparison of predictors"', '"# Comparison of predictors (queued code)"'))
+    try:
+        sh(repo, "dvc", "exp", "run", "--queue", "-n", "probe")
+    finally:
+        report.write_text(original)
+    sh(repo, "dvc", "exp", "run", "--queue", "-n", "boot40", "-S", "evaluate.bootstrap=40")
+    sh(repo, "dvc", "exp", "run", "--run-all", "-j", "2")
+    assert exp_file(repo, "probe", "reports/comparison.md").startswith("# Comparison of predictors (queued code)")
+    assert "(queued code)" not in (repo / "reports/comparison.md").read_text()
+    assert yaml.safe_load(exp_file(repo, "boot40", "params.yaml"))["evaluate"]["bootstrap"] == 40
+    assert json.loads(exp_file(repo, "boot40", "metrics/eval/m13_rank.json"))["method"] == "m13_rank"
+    shown = sh(repo, "dvc", "exp", "show", "--md", "--only-changed", "--drop", "Created|State|Executor")
+    assert "probe" in shown and "boot40" in shown
+
+
+def test_push_then_pull_in_a_fresh_clone_gives_a_working_predictor_with_nothing_rebuilt(repo, tmp_path):
+    sh(repo, "dvc", "remote", "add", "-d", "-f", "shared", str(tmp_path / "remote"))
+    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "results and remote")
+    sh(repo, "dvc", "push")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    sh(clone, "dvc", "pull", "train@m13_rank")  # the per-target form works on partial builds too
+    prompts = ["Explain how vaccines work.", "List three fruits."]
+    pulled = Predictor.load(clone / "models/m13_rank").predict(prompts)
+    assert [r["score"] for r in pulled] == pytest.approx(
+        [r["score"] for r in Predictor.load(repo / "models/m13_rank").predict(prompts)], abs=1e-6)
+    sh(clone, "dvc", "pull")
+    assert "Data and pipelines are up to date" in sh(clone, "dvc", "repro")
+    sh(tmp_path, "dvc", "artifacts", "get", str(repo), "m13_rank", "-o", str(tmp_path / "artifact"))
+    assert Predictor.load(tmp_path / "artifact").predict(prompts[:1])[0]["score"] == pytest.approx(
+        pulled[0]["score"], abs=1e-6)
