@@ -1,9 +1,9 @@
-"""Stage baseline@<name>: a baseline's predictions and its yardstick, as for the methods."""
+"""Stage baseline@<name>: a baseline or control scored with the shared yardstick on the methods' train rows."""
 import sys
 
 from thinkcount import UserError, stage
-from thinkcount.baselines import length_scores, oracle_scores, tfidf_scores
-from thinkcount.data import KEY
+from thinkcount.baselines import baseline_scores, oracle_scores
+from thinkcount.data import KEY, within_budget
 from thinkcount.dataset import load_frame
 from thinkcount.evaluation import yardstick_both
 from thinkcount.jsonl import load_jsonl, write_json, write_jsonl
@@ -16,7 +16,10 @@ def main(params):
         raise UserError(f"unknown baseline '{name}'; params.yaml defines {', '.join(params['baselines'])}.")
     frame = load_frame()
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"].reset_index(drop=True)
-    result = {"method": name, "kind": spec["kind"], "task": "baseline", "target": "counts"}
+    if spec.get("train_rows", "budget") == "budget":
+        train = within_budget(train, params["train"]["max_train_rows"])
+    result = {"method": name, "kind": spec["kind"], "task": "baseline", "target": "counts", "train_rows": len(train),
+              "train_rows_rule": spec.get("train_rows", "budget")}
     if spec["kind"] == "oracle":
         oracle = load_jsonl("data/raw/oracle.jsonl")
         if not oracle:
@@ -25,17 +28,15 @@ def main(params):
             print("baseline oracle: not available for this corpus")
             return
         score, expected = oracle_scores(test, oracle)
-    elif spec["kind"] == "length":
-        score, expected = length_scores(train, test)
     else:
-        score, expected = tfidf_scores(train, test, spec["alpha"], spec["max_features"])
+        score, expected = baseline_scores(spec, train, test, (params["model"], params["encoders"][params["model"]]))
     ev = params["evaluate"]
     result["yardstick"] = yardstick_both(score, expected, test, "counts", params["filter"]["max_counts"],
                                          ev["bootstrap"], ev["seed"])
     predictions = test[KEY + ["split"]].assign(score=score, expected_counts=expected)
     write_jsonl(f"data/predictions/{name}.jsonl", predictions.to_dict("records"))
     write_json(f"metrics/eval/{name}.json", result)
-    print(f"baseline {name}: tau {result['yardstick']['all']['kendall_tau']:.3f}")
+    print(f"baseline {name}: tau {result['yardstick']['all']['kendall_tau']}")
 
 
 if __name__ == "__main__":

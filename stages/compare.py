@@ -1,7 +1,9 @@
-"""Stage compare: per-method headline metrics, reports/comparison.md and the tau chart."""
+"""Stage compare: per-method headline metrics, paired differences, serving gains, the report and charts."""
 from pathlib import Path
 
 from thinkcount import stage
+from thinkcount.comparison import add_paired_differences, add_serving, test_scores
+from thinkcount.dataset import load_frame
 from thinkcount.jsonl import read_json, write_json
 from thinkcount.report import fmt, headline, markdown, plot_rows, summary_rows, tau_chart, training_curves
 
@@ -11,6 +13,9 @@ COMMAND = "make run (dvc repro)"
 def main(params):
     names = list(params["methods"]) + list(params["baselines"])
     rows = summary_rows([read_json(f"metrics/eval/{name}.json") for name in names], params["reference"])
+    test, scores = test_scores([r["method"] for r in rows], load_frame())
+    rows = add_serving(add_paired_differences(rows, scores, test, params["evaluate"]), scores, test,
+                       params["serving"])
     for row in rows:
         write_json(f"metrics/methods/{row['method']}.json", headline(row))
     write_json("metrics/summary.json", {"rows": rows})

@@ -21,7 +21,8 @@ def main(params):
     labels = pd.DataFrame(load_jsonl(f"data/labels/{name}/labels.jsonl"))
     result, plot = evaluate_method(method, config, test, labels, frame, saved_set(config, "audit_features"),
                                    params["evaluate"], params["filter"]["max_counts"], params["train"]["seed"])
-    result = {"method": name, "encoder": read_json(f"metrics/train/{name}.json")["model"], **result}
+    trained = read_json(f"metrics/train/{name}.json")
+    result = {"method": name, "encoder": trained["model"], "train_rows": trained["train_rows"], **result}
     write_json(f"metrics/eval/{name}.json", result)
     write_json(f"metrics/confusion/{name}.json", plot)
     print(f"evaluate {name}: tau {result['yardstick']['all']['kendall_tau']:.3f}")

@@ -46,8 +46,7 @@ def main(params):
                                                          prediction_records(raw, label_config))]
     write_jsonl(f"data/predictions/{name}.jsonl", predictions)
 
-    train_rows = min(settings["max_train_rows"], int((rows["split"] == "train").sum()))
-    summary = {"model": settings["model"], "train_rows": train_rows, "train_seconds": round(seconds, 1),
+    summary = {"model": settings["model"], "train_rows": history[0]["train_rows"], "train_seconds": round(seconds, 1),
                "phases": history}
     write_json(f"metrics/train/{name}.json", summary)
     write_model_card(out_dir, name, params["methods"][name], settings, summary, label_config)

@@ -83,7 +83,7 @@ def tiny_rows(n=64, seed=0):
     counts = np.where(np.arange(n) % 2, rng.integers(20, 60, n), rng.integers(1, 5, n))
     split = np.array(["train"] * 6 + ["val"] * 2)[np.arange(n) % 8]  # val holds both prompt types
     return pd.DataFrame({"worker_id": 0, "sample_id": np.arange(n), "text": texts, "counts": counts,
-                         "wait_counts": 1 + counts // 10, "split": split})
+                         "wait_counts": 1 + counts // 10, "split": split, "priority": rng.permutation(n)})
 
 
 def labelled(params, name, rows):

@@ -40,15 +40,17 @@ SCHEMA = {
               "precision": str, "device": str, "processes": int, "batch_scaling": str, "nodes": int,
               "rdzv_endpoint": str},
     "methods": {"*": METHOD},
-    "baselines": {"*": {"kind": str, "alpha": (NUMBER, OPTIONAL), "max_features": (int, OPTIONAL)}},
+    "baselines": {"*": {"kind": str, "alpha": (NUMBER, OPTIONAL), "max_features": (int, OPTIONAL),
+                        "train_rows": (str, OPTIONAL)}},
     "evaluate": {"bootstrap": int, "seed": int},
+    "serving": {"load": NUMBER, "repeats": int, "seed": int},
     "reference": {"*": str},
 }
 CHOICES = {
     "variant": ("all", "clean", "wait_only"), "target": ("counts", "wait_counts"),
     "task": ("regression", "classification", "ranking"), "loss": ("mse", "ce", "weighted_ce", "pairwise"),
     "head": ("linear", "mlp"), "scheme": ("raw", "log1p", "equal_width", "equal_freq", "manual", "kmeans"),
-    "precision": ("auto", "fp32", "bf16", "fp16"), "kind": ("length", "tfidf", "oracle"),
+    "precision": ("auto", "fp32", "bf16", "fp16"), "kind": ("length", "tfidf", "first_word", "probe", "oracle"),
     "think_start": ("tag", "tag_or_start"), "device": ("auto", "cuda", "cpu"),
     "batch_scaling": ("fixed_global", "linear_lr"),
 }
@@ -66,7 +68,7 @@ RANGES = {
     "encoders.*.max_length": (2, None, True), "encoders.*.num_layers": (1, None, True),
     "methods.*.labels.restarts": (1, None, True), "methods.*.labels.final_restarts": (1, None, True),
     "methods.*.labels.silhouette_sample": (2, None, True),
-    "evaluate.bootstrap": (1, None, True),
+    "evaluate.bootstrap": (1, None, True), "serving.load": (0, 1, False), "serving.repeats": (1, None, True),
 }
 EXTERNAL = Path("data/external")
 SCHEME_NEEDS = {"equal_width": ("bins",), "equal_freq": ("bins",), "manual": ("edges",),
@@ -247,8 +249,11 @@ def check_semantics(params, path):
     for name, baseline in params["baselines"].items():
         if baseline["kind"] not in CHOICES["kind"]:
             raise UserError(f"{path}: 'baselines.{name}.kind' must be one of {', '.join(CHOICES['kind'])}.")
-        if baseline["kind"] == "tfidf" and not {"alpha", "max_features"} <= set(baseline):
-            raise UserError(f"{path}: 'baselines.{name}' needs alpha and max_features.")
+        needs = {"tfidf": {"alpha", "max_features"}, "probe": {"alpha"}}.get(baseline["kind"], set())
+        if not needs <= set(baseline):
+            raise UserError(f"{path}: 'baselines.{name}' needs {' and '.join(sorted(needs))}.")
+        if baseline.get("train_rows", "budget") not in ("budget", "all"):
+            raise UserError(f"{path}: 'baselines.{name}.train_rows' must be budget or all.")
         if name in params["methods"]:
             raise UserError(f"{path}: 'baselines.{name}' has the name of a method.")
     for name, method in params["methods"].items():

@@ -20,6 +20,7 @@ def compute_counts(records, keywords, case_sensitive=True, think_start="tag_or_s
         "counts": [count_keywords(r["content"], keys) for r in records],
         "wait_counts": [count_waits(r["content"], think_start, waits) for r in records],
         "think_chars": [len(think_text(r["content"])) for r in records],
+        "trace_chars": [len(r["content"]) for r in records],
     })
 
 
@@ -56,7 +57,8 @@ MIN_SPLIT_ROWS = 10
 
 
 def make_split(counts, seed, val_fraction, test_fraction, strata):
-    """Seeded train/val/test split stratified by counts quantile, keyed by (worker_id, sample_id).
+    """Seeded train/val/test split stratified by counts quantile, keyed by (worker_id, sample_id), with
+    each record's priority under a row budget (within_budget).
 
     Each split gets exactly round(fraction * rows) rows, shared among strata by largest remainder."""
     rng = np.random.default_rng(seed)
@@ -73,7 +75,16 @@ def make_split(counts, seed, val_fraction, test_fraction, strata):
         split[idx[:n_test[s]]] = "test"
         split[idx[n_test[s]:n_test[s] + n_val[s]]] = "val"
         split[idx[n_test[s] + n_val[s]:]] = "train"
-    return pd.DataFrame({"worker_id": counts["worker_id"], "sample_id": counts["sample_id"], "split": split})
+    # One seeded order of all records: a row budget takes rows in this order, so every method and
+    # baseline capped at N train rows of a variant trains on the same rows.
+    priority = rng.permutation(len(counts))
+    return pd.DataFrame({"worker_id": counts["worker_id"], "sample_id": counts["sample_id"], "split": split,
+                         "priority": priority})
+
+
+def within_budget(rows, n):
+    """The first n rows in the split's priority order: the shared subsample under a row budget."""
+    return rows.nsmallest(n, "priority") if len(rows) > n else rows
 
 
 def allocate(sizes, fraction, room):

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from thinkcount.data import KEY
 
 TARGETS = ("counts", "wait_counts")
+UNDEFINED = "undefined"
 
 
 def kendall(x, y):
@@ -33,6 +34,29 @@ def bootstrap_tau(score, target, n_boot, seed):
                                                          for _ in range(n_boot))]
     taus = [t for t in taus if t is not None]
     return [float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))] if taus else [None, None]
+
+
+def paired_differences(scores, target, reference, n_boot, seed):
+    """tau(score) - tau(reference) on the same bootstrap resamples of the prompts, for each score in
+    `scores` ({name: array}): {name: {"difference", "ci95", "verdict"}}, verdict better, worse or
+    indistinguishable (the 95% interval holds 0). Undefined where either tau is."""
+    target, reference = np.asarray(target, float), np.asarray(reference, float)
+    rng = np.random.default_rng(seed)
+    resamples = [rng.integers(0, len(target), len(target)) for _ in range(n_boot)]
+    ref_taus = [kendall(reference[idx], target[idx]) for idx in resamples]
+    out = {}
+    for name, score in scores.items():
+        score = np.asarray(score, float)
+        whole = kendall(score, target), kendall(reference, target)
+        diffs = [t - r for t, r in ((kendall(score[idx], target[idx]), r) for idx, r in zip(resamples, ref_taus))
+                 if t is not None and r is not None]
+        if None in whole or not diffs:
+            out[name] = {"difference": None, "ci95": [None, None], "verdict": UNDEFINED}
+            continue
+        low, high = float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+        verdict = "better" if low > 0 else "worse" if high < 0 else "indistinguishable"
+        out[name] = {"difference": whole[0] - whole[1], "ci95": [low, high], "verdict": verdict}
+    return out
 
 
 def yardstick(score, expected, truth, target, n_boot=1000, seed=0, top_share=0.1):

@@ -9,19 +9,22 @@ def best_device():
 
 
 @torch.inference_mode()
-def predict_raw(model, tokenizer, texts, max_length, batch_size=64, device=None, progress=False):
-    """Raw model outputs for texts, shape (n, n_outputs). Texts are batched by length to pad little."""
+def predict_raw(model, tokenizer, texts, max_length, batch_size=64, device=None, progress=False, pooled=False):
+    """Raw model outputs for texts, shape (n, n_outputs), or with pooled=True the pooled encoder states
+    (n, hidden). Texts are batched by length to pad little."""
     device = device or next(model.parameters()).device
     model.eval()
     order = np.argsort([len(t) for t in texts], kind="stable")
-    outputs = np.zeros((len(texts), model.n_outputs), dtype=np.float32)
+    width = model.encoder.config.hidden_size if pooled else model.n_outputs
+    outputs = np.zeros((len(texts), width), dtype=np.float32)
     starts = range(0, len(texts), batch_size)
     for start in tqdm(starts, desc="predict", disable=not progress, unit="batch"):
         idx = order[start:start + batch_size]
         batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
                           return_tensors="pt", return_token_type_ids=False)
         batch = {k: v.to(device) for k, v in batch.items()}
-        outputs[idx] = model(**batch).logits.float().cpu().numpy()
+        out = model.pooled(**batch) if pooled else model(**batch).logits
+        outputs[idx] = out.float().cpu().numpy()
     return outputs
 
 

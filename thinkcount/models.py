@@ -84,11 +84,14 @@ class ComplexityModel(nn.Module):
         else:
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_outputs))
 
-    def forward(self, input_ids, attention_mask):
+    def pooled(self, input_ids, attention_mask):
+        """The encoder's last hidden states, averaged over the real (unmasked) tokens."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return SequenceClassifierOutput(logits=self.head(pooled))
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    def forward(self, input_ids, attention_mask):
+        return SequenceClassifierOutput(logits=self.head(self.pooled(input_ids, attention_mask)))
 
     def freeze(self, trainable_layers):
         """None trains everything; N freezes the encoder except its top N blocks (0: head only)."""

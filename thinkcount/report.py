@@ -35,7 +35,9 @@ def summary_rows(metrics, reference):
             "kendall_tau": y["kendall_tau"], "kendall_tau_ci95": y["kendall_tau_ci95"], "spearman": y["spearman"],
             "mae_counts": y["mae_counts"], "auc_top10": y["auc_top10"], "share_of_oracle": share,
             "kendall_tau_clean": clean["kendall_tau"], "seed_reported": reference.get(m["method"], ""),
-            "leakage": m.get("leakage"),
+            "leakage": m.get("leakage"), "kind": m.get("kind"),
+            "train_rows": m.get("train_rows"),
+            "train_rows_rule": m.get("train_rows_rule", "budget"),
         })
     # Undefined tau (constant scores) sorts last.
     return sorted(rows, key=lambda r: (r["kendall_tau"] is None, -(r["kendall_tau"] or 0)))
@@ -56,6 +58,8 @@ def headline(row):
     low, high = row["kendall_tau_ci95"]
     values = {"tau": row["kendall_tau"], "tau_low": low, "tau_high": high, "spearman": row["spearman"],
               "auc_top10": row["auc_top10"], "oracle_share": row["share_of_oracle"]}
+    if row.get("serving"):
+        values["serve_mean"] = row["serving"]["mean"]
     out = {key: round(value, 4) for key, value in values.items() if value is not None}
     out["target"] = row["target"]
     if row["native"]:
@@ -93,27 +97,55 @@ def tau_with_interval(row):
     return f"{row['kendall_tau']:.3f} [{fmt(low)}, {fmt(high)}]"
 
 
+def paired_cell(row, key):
+    """A paired difference as "+0.058 [0.030, 0.085] better"; "reference" for the row compared against."""
+    diff = row.get(key)
+    if diff is None:
+        return ""
+    if diff["difference"] is None:
+        return UNDEFINED
+    low, high = diff["ci95"]
+    return f"{diff['difference']:+.3f} [{low:+.3f}, {high:+.3f}] {diff['verdict']}"
+
+
+def serving_cell(row):
+    serving = row.get("serving")
+    return "" if not serving else f"{serving['mean']:.2f} / {serving['p90']:.2f}"
+
+
 def markdown(rows, command):
+    references = {r.get(k, {}).get("reference") for r in rows for k in ("vs_best_baseline", "vs_best_method")}
     lines = [
         "# Comparison of predictors",
         "",
-        f"Produced by `{command}`; every number below comes from `metrics/eval/*.json` of that run.",
+        f"Produced by `{command}`; every number below comes from `metrics/eval/*.json` and `metrics/summary.json` "
+        "of that run.",
         "",
         "Sorted by Kendall tau-b between each predictor's complexity score and the true target on the shared test "
         "split (`counts`, or `wait_counts` for the Wait methods); undefined where a predictor's scores are "
-        "constant. " + SEED_NOTE,
+        "constant. The paired columns give each row's tau minus the reference's on the same bootstrap resamples, "
+        "with a 95% interval: better or worse when the interval excludes 0, else indistinguishable. Latency: mean "
+        "and p90 latency when a single server at 90% load serves the test prompts shortest-predicted-first by "
+        "this score, relative to first come first served (lower is better). " + SEED_NOTE,
         "",
-        "| method | task | loss | labels | encoder | native metric | tau [95% CI] | Spearman | MAE counts "
-        "| AUC top 10% | share of oracle | tau clean | seed reported |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | tau [95% CI] | vs best baseline | vs best method | AUC top 10% | share of oracle "
+        "| latency mean / p90 | native metric |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         target = "" if r["target"] == "counts" else f" ({r['target']})"
         share = "" if r["share_of_oracle"] is None else fmt(r["share_of_oracle"], 2)
-        lines.append(
-            f"| {r['method']}{target} | {r['task']} | {r['loss']} | {r['labels']} | {r['encoder']} | {r['native']} "
-            f"| {tau_with_interval(r)} | {fmt(r['spearman'])} | {fmt(r['mae_counts'], 1)} "
-            f"| {fmt(r['auc_top10'])} | {share} | {fmt(r['kendall_tau_clean'])} | {r['seed_reported']} |")
+        cells = [paired_cell(r, k) or ("reference" if r["method"] in references else "")
+                 for k in ("vs_best_baseline", "vs_best_method")]
+        lines.append(f"| {r['method']}{target} | {tau_with_interval(r)} | {cells[0]} | {cells[1]} "
+                     f"| {fmt(r['auc_top10'])} | {share} | {serving_cell(r)} | {r['native']} |")
+    lines += ["", "## Details", "",
+              "| method | task | loss | labels | encoder | train rows | Spearman | MAE counts | tau clean | seed reported |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['task']} | {r['loss']} | {r['labels']} | {r['encoder']} "
+                     f"| {r['train_rows'] or ''} | {fmt(r['spearman'])} | {fmt(r['mae_counts'], 1)} "
+                     f"| {fmt(r['kendall_tau_clean'])} | {r['seed_reported']} |")
     return "\n".join(lines + leakage_section(rows)) + "\n"
 
 

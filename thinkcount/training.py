@@ -11,6 +11,7 @@ from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Traine
                           TrainingArguments)
 
 from thinkcount import UserError
+from thinkcount.data import within_budget
 from thinkcount.features import prepare_text, saved_markers
 from thinkcount.inference import predict_raw
 from thinkcount.labels import class_weights
@@ -135,7 +136,8 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
         if live is not None:
             trainer.add_callback(LiveLogger(live, offset=sum(h["steps"] for h in history)))
         out = trainer.train()
-        history.append({"phase": phase, "trainable_layers": trainable, "learning_rate": lr, "epochs": epochs,
+        history.append({"phase": phase, "train_rows": len(train), "trainable_layers": trainable,
+                        "learning_rate": lr, "epochs": epochs,
                         "best_eval_loss": trainer.state.best_metric, "steps": trainer.state.global_step,
                         "processes": trainer.args.world_size, "batch_size_per_process": settings["batch_size"],
                         "train_batches_per_process": len(trainer.get_train_dataloader()),
@@ -172,14 +174,9 @@ def scaled_for_processes(settings, batch_scaling):
 
 
 def train_val_rows(rows, settings, train_params, name):
-    """The method's train rows (capped at max_train_rows, seeded) and val rows, sorted by length."""
-    seed = train_params["seed"]
-    train = rows[rows["split"] == "train"]
-    if len(train) > settings["max_train_rows"]:
-        train = train.sample(settings["max_train_rows"], random_state=seed)
-    val = rows[rows["split"] == "val"]
-    if len(val) > train_params["max_val_rows"]:
-        val = val.sample(train_params["max_val_rows"], random_state=seed)
+    """The method's train and val rows within their budgets (the split's shared order), val sorted by length."""
+    train = within_budget(rows[rows["split"] == "train"], settings["max_train_rows"])
+    val = within_budget(rows[rows["split"] == "val"], train_params["max_val_rows"])
     if len(val) == 0:
         raise UserError(f"method {name}: its variant has no val rows.")
     return train, val.iloc[np.argsort(val["text"].str.len().to_numpy(), kind="stable")]  # less eval padding
