@@ -1,16 +1,18 @@
-"""Benchmarks: training and inference throughput against bare PyTorch loops, and pipeline wall times.
+"""Benchmarks: training and serving against bare PyTorch loops and against the hardware's compute bound.
 
-    python benchmarks/run.py                 # training + inference (a few minutes), default encoder
+    python benchmarks/run.py                 # training + serving (a few minutes), default encoder, CPU
     python benchmarks/run.py --device cuda --model deberta-v3-base-shape --precision bf16   # on a GPU
 
-Results are merged into reports/benchmarks.json and rendered to reports/benchmarks.md.
-Pipeline wall times on a fresh clone come from benchmarks/fresh_clone.sh.
+One model (m06's labels) is trained once through the train entry point, timed against a bare
+forward+backward+step loop, saved with its ONNX copies, and served. The compute bound is the model's
+FLOPs for the benchmark's prompts divided by a large fp32 matmul's rate measured in the same run.
+Results are merged into reports/benchmarks.json and rendered to reports/benchmarks.md; per-stage wall
+times of a pipeline run come from benchmarks/fresh_clone.sh (benchmarks/stage_times.py).
 """
 import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -22,22 +24,28 @@ from scipy.stats import kendalltau
 from transformers import AutoConfig, AutoModel, AutoTokenizer, DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from thinkcount.config import load_params
-from thinkcount.corpus import generate
-from thinkcount.data import compute_counts
-from thinkcount.labels import make_labels
-from thinkcount.models import build_model, resolve_source
-from thinkcount.predict import Predictor
-from thinkcount.training import EncodedDataset, make_loss, train_method
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's library, whatever is installed
+
+from thinkcount.config import load_params  # noqa: E402
+from thinkcount.corpus import generate  # noqa: E402
+from thinkcount.data import compute_counts  # noqa: E402
+from thinkcount.jsonl import write_json  # noqa: E402
+from thinkcount.labels import make_labels  # noqa: E402
+from thinkcount.models import build_model, resolve_source  # noqa: E402
+from thinkcount.onnx_export import export  # noqa: E402
+from thinkcount.predict import Predictor  # noqa: E402
+from thinkcount.training import EncodedDataset, make_loss, train_method  # noqa: E402
+
 RESULTS = ROOT / "reports/benchmarks.json"
+METHOD = "m06_weighted"
 
 
 def machine():
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    info = {"cpu": cpu, "cores": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -63,95 +71,112 @@ def deberta_base_shape(folder):
     return str(folder)
 
 
-def bench_training(params, name, rows, device, precision):
-    """Samples/s of train_method (Trainer) against a bare forward+backward+step loop on the same batches."""
-    result = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        labels, config = make_labels(rows, params["methods"][name], params["train"]["seed"])
-        _, _, settings, history, _ = train_method(params, name, rows.assign(label=labels), config, tmp, progress=False)
-    result["trainer_samples_per_second"] = history[-1]["train_samples_per_second"]
+def train_once(params, rows, folder):
+    """Train METHOD through the entry point and save it with its label configuration and ONNX copies."""
+    labels, config = make_labels(rows, params["methods"][METHOD], params["train"]["seed"], METHOD)
+    model, tokenizer, settings, history, config = train_method(params, METHOD, rows.assign(label=labels), config,
+                                                               folder, progress=False)
+    model.save(folder, tokenizer)
+    write_json(Path(folder) / "label_config.json", config)
+    export(model, tokenizer, folder)
+    return labels, settings, history[-1]["train_samples_per_second"]
 
+
+def bare_training(rows, labels, settings, device, precision):
+    """Samples/s of a bare forward+backward+step loop on the same rows, batches and shapes."""
     train = rows[rows["split"] == "train"]
-    model, tokenizer = build_model(resolve_source(settings["model"], settings["source"]), config["n_labels"],
+    model, tokenizer = build_model(resolve_source(settings["model"], settings["source"]), int(labels.max()) + 1,
                                    num_layers=settings["num_layers"])
     model.to(device).train()
-    y = labels[(rows["split"] == "train").to_numpy()]
-    ds = EncodedDataset(tokenizer, list(train["text"]), y, settings["max_length"])
-    sampler = LengthGroupedSampler(settings["batch_size"], dataset=ds)
-    loader = torch.utils.data.DataLoader(ds, batch_size=settings["batch_size"], sampler=sampler,
+    ds = EncodedDataset(tokenizer, list(train["text"]), labels[(rows["split"] == "train").to_numpy()],
+                        settings["max_length"])
+    loader = torch.utils.data.DataLoader(ds, batch_size=settings["batch_size"],
+                                         sampler=LengthGroupedSampler(settings["batch_size"], dataset=ds),
                                          collate_fn=DataCollatorWithPadding(tokenizer))
-    loss_fn = make_loss("classification", "ce")
-    opt = torch.optim.AdamW(model.parameters(), lr=settings["learning_rate"])
+    loss_fn, opt = make_loss("classification", "ce"), torch.optim.AdamW(model.parameters(), lr=1e-4)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     n, start = 0, time.perf_counter()
-    for _ in range(int(np.ceil(settings["epochs"]))):
-        for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            labels_t = batch.pop("labels")
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = loss_fn(model(**batch), labels_t)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            n += len(labels_t)
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        target = batch.pop("labels")
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = loss_fn(model(**batch), target)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        n += len(target)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    result["bare_samples_per_second"] = n / (time.perf_counter() - start)
-    result["ratio"] = result["trainer_samples_per_second"] / result["bare_samples_per_second"]
-    result.update(model=settings["model"], batch_size=settings["batch_size"], max_length=settings["max_length"],
-                  train_rows=len(train), epochs=settings["epochs"], precision=precision)
-    return result
+    return n / (time.perf_counter() - start)
 
 
-def bench_inference(params, name, rows, device):
-    """Predictor.predict at batch 1 (latency) and 64 (throughput) against a bare model(**batch) loop."""
-    tmp_model = tempfile.mkdtemp()
-    labels, config = make_labels(rows, params["methods"][name], params["train"]["seed"])
-    model, tokenizer, settings, _, config = train_method(params, name, rows.assign(label=labels), config, tmp_model,
-                                                         progress=False)
-    model.save(tmp_model, tokenizer)
-    (Path(tmp_model) / "label_config.json").write_text(json.dumps(config))
-    predictor = Predictor.load(tmp_model, device=device)
-    prompts = list(rows["text"][:512])
-    predictor.predict(prompts[:8])  # warm-up
-    latencies = []
-    for p in prompts[:200]:
-        start = time.perf_counter()
-        predictor.predict([p], batch_size=1)
-        latencies.append(time.perf_counter() - start)
+def matmul_gflops(device, size=2048, repeats=10):
+    """fp32 rate of a large matrix multiply on this device: what the hardware gives a transformer."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    torch.mm(a, b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
-    predictor.predict(prompts, batch_size=64)
-    api_rate = len(prompts) / (time.perf_counter() - start)
+    for _ in range(repeats):
+        torch.mm(a, b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
-    bare = predictor.model
-    batches = [predictor.tokenizer(prompts[i:i + 64], padding=True, truncation=True, max_length=settings["max_length"],
-                                   return_tensors="pt", return_token_type_ids=False) for i in range(0, len(prompts), 64)]
-    bare_latencies = []
+
+def model_gflops(config, tokens):
+    """Forward FLOPs for one prompt of `tokens` tokens: the dense layers (2 x weights x tokens) and attention."""
+    h, layers, ffn = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    dense = layers * (4 * h * h + 2 * h * ffn)
+    return (2 * dense * tokens + layers * 4 * tokens * tokens * h) / 1e9
+
+
+def latency_ms(predict, prompts):
+    predict(prompts[:8])  # warm-up
+    times = []
+    for p in prompts:
+        start = time.perf_counter()
+        predict([p])
+        times.append(time.perf_counter() - start)
+    return float(np.percentile(times, 50) * 1000), float(np.percentile(times, 95) * 1000)
+
+
+def rate(predict, prompts):
+    start = time.perf_counter()
+    predict(prompts)
+    return len(prompts) / (time.perf_counter() - start)
+
+
+def bench_serving(folder, prompts, device):
+    """Predictor (ONNX on CPU, PyTorch elsewhere) at batch 1 and 64 against bare PyTorch and the compute bound."""
+    served = Predictor.load(folder, device=str(device))
+    torch_predictor = Predictor.load(folder, device=str(device), backend="torch")
+    bare, tokenizer = torch_predictor.model, torch_predictor.tokenizer
+    tokens = [len(tokenizer(p, truncation=True, max_length=served.config["max_length"])["input_ids"]) for p in prompts]
+    bound_ms = model_gflops(bare.encoder.config, np.median(tokens)) / matmul_gflops(device) * 1000
     with torch.inference_mode():
-        singles = [predictor.tokenizer([p], return_tensors="pt", return_token_type_ids=False) for p in prompts[:200]]
-        for batch in singles:
-            start = time.perf_counter()
-            bare(**{k: v.to(device) for k, v in batch.items()})
-            bare_latencies.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        for batch in batches:
-            bare(**{k: v.to(device) for k, v in batch.items()})
-        bare_rate = len(prompts) / (time.perf_counter() - start)
-    int8 = Predictor.load(tmp_model, device="cpu", int8=True)
-    int8_latencies = []
-    for p in prompts[:200]:
-        start = time.perf_counter()
-        int8.predict([p], batch_size=1)
-        int8_latencies.append(time.perf_counter() - start)
-    fp32_scores = [r["score"] for r in predictor.predict(prompts)]
-    int8_scores = [r["score"] for r in int8.predict(prompts)]
-    shutil.rmtree(tmp_model)
-    ms = lambda xs, q: float(np.percentile(xs, q) * 1000)  # noqa: E731
-    return {"model": settings["model"], "batch1_p50_ms": ms(latencies, 50), "batch1_p95_ms": ms(latencies, 95),
-            "bare_batch1_p50_ms": ms(bare_latencies, 50), "batch64_prompts_per_second": api_rate,
-            "bare_batch64_prompts_per_second": bare_rate, "batch64_ratio": api_rate / bare_rate,
-            "int8_batch1_p50_ms": ms(int8_latencies, 50), "int8_batch1_p95_ms": ms(int8_latencies, 95),
-            "int8_vs_fp32_kendall_tau": float(kendalltau(fp32_scores, int8_scores).statistic)}
+        def bare_predict(batch):
+            inputs = tokenizer(batch, padding=True, return_tensors="pt", return_token_type_ids=False)
+            return bare(**{k: v.to(device) for k, v in inputs.items()}).logits
+
+        def bare_loop(texts):
+            for i in range(0, len(texts), 64):
+                bare_predict(texts[i:i + 64])
+        result = {"median_tokens": float(np.median(tokens)), "compute_bound_ms": bound_ms,
+                  "backend": type(served.model).__name__}
+        result["batch1_p50_ms"], result["batch1_p95_ms"] = latency_ms(lambda b: served.predict(b, 1), prompts[:200])
+        result["torch_batch1_p50_ms"], _ = latency_ms(lambda b: torch_predictor.predict(b, 1), prompts[:200])
+        result["bare_batch1_p50_ms"], _ = latency_ms(bare_predict, prompts[:200])
+        result["batch64_prompts_per_second"] = rate(lambda b: served.predict(b, 64), prompts)
+        result["bare_batch64_prompts_per_second"] = rate(bare_loop, prompts)
+    result["p50_over_bound"] = result["batch1_p50_ms"] / bound_ms
+    result["batch64_ratio"] = result["batch64_prompts_per_second"] / result["bare_batch64_prompts_per_second"]
+    if device.type == "cpu":
+        int8 = Predictor.load(folder, device="cpu", int8=True)
+        result["int8_batch1_p50_ms"], _ = latency_ms(lambda b: int8.predict(b, 1), prompts[:200])
+        result["int8_vs_fp32_kendall_tau"] = float(kendalltau([r["score"] for r in served.predict(prompts)],
+                                                              [r["score"] for r in int8.predict(prompts)]).statistic)
+    return result
 
 
 def render(results):
@@ -170,7 +195,7 @@ def main():
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--rows", type=int, default=600)
     args = parser.parse_args()
-    os.chdir(ROOT)  # the pipeline copies are made from the repository's working tree
+    os.chdir(ROOT)
     params = load_params("params.yaml")
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,12 +204,17 @@ def main():
                                               "learning_rate": 2e-5, "max_length": 128}
         if args.model:
             params["model"] = args.model
-        # Every generated train row is used, by the Trainer and the bare loop alike.
+        # Every generated train row is used, by the Trainer and the bare loop alike; one epoch each.
         params["train"].update(epochs=1, max_train_rows=10 ** 9, max_val_rows=32,
                                precision=args.precision if args.device == "cuda" else "fp32")
         rows = corpus_frame(params, int(args.rows / 0.9) + 1)
-        results = {"training": bench_training(params, "m06_weighted", rows, device, args.precision),
-                   "inference": bench_inference(params, "m06_weighted", rows, device)}
+        folder = Path(tmp) / "model"
+        labels, settings, trainer_rate = train_once(params, rows, folder)
+        bare_rate = bare_training(rows, labels, settings, device, args.precision)
+        results = {"training": {"trainer_samples_per_second": trainer_rate, "bare_samples_per_second": bare_rate,
+                                "ratio": trainer_rate / bare_rate, "model": settings["model"],
+                                "batch_size": settings["batch_size"], "max_length": settings["max_length"]},
+                   "serving": bench_serving(folder, list(rows["text"][:512]), device)}
     key = f"{args.device} {params['model']} {args.precision}"
     saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     saved[key] = {"machine": machine(), "command": " ".join(sys.argv), "results": results}

@@ -18,7 +18,8 @@ def main(params):
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"].reset_index(drop=True)
     if spec.get("train_rows", "budget") == "budget":
         train = within_budget(train, params["train"]["max_train_rows"])
-    result = {"method": name, "kind": spec["kind"], "task": "baseline", "target": "counts", "train_rows": len(train),
+    result = {"method": name, "kind": spec["kind"], "task": "baseline", "target": "counts",
+              "train_rows": None if spec["kind"] == "oracle" else len(train),
               "train_rows_rule": spec.get("train_rows", "budget")}
     if spec["kind"] == "oracle":
         oracle = load_jsonl("data/raw/oracle.jsonl")

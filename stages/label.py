@@ -14,7 +14,8 @@ def main(params):
     frame = load_frame(method["variant"])
     labels, config = make_labels(frame, method, params["train"]["seed"], name, params["features"])
     frame["label"] = labels
-    write_jsonl(f"data/labels/{name}/labels.jsonl", frame[KEY + ["split", "priority", "text", "label"]].to_dict("records"))
+    columns = KEY + ["split", "priority", "text", "label"]
+    write_jsonl(f"data/labels/{name}/labels.jsonl", frame[columns].to_dict("records"))
     write_json(f"data/labels/{name}/config.json", config)
     summary = {"rows": len(frame), "n_labels": config.get("n_labels")}
     if "n_labels" in config:

@@ -13,6 +13,7 @@ from thinkcount.inference import best_device, predict_raw, prediction_records
 from thinkcount.launch import launch_command
 from thinkcount.jsonl import load_jsonl, read_json, write_json, write_jsonl
 from thinkcount.modelcard import write_model_card
+from thinkcount.onnx_export import export, int8_agreement
 from thinkcount.training import train_method
 
 
@@ -45,9 +46,12 @@ def main(params):
     predictions = [{**row, **pred} for row, pred in zip(prompts[KEY + ["split"]].to_dict("records"),
                                                          prediction_records(raw, label_config))]
     write_jsonl(f"data/predictions/{name}.jsonl", predictions)
+    export(model, tokenizer, out_dir)
+    test_texts = [t for t, split in zip(texts, prompts["split"]) if split == "test"]
 
     summary = {"model": settings["model"], "train_rows": history[0]["train_rows"], "train_seconds": round(seconds, 1),
-               "phases": history}
+               "phases": history, "int8_kendall_tau_vs_fp32": int8_agreement(out_dir, tokenizer, test_texts,
+                                                                             label_config)}
     write_json(f"metrics/train/{name}.json", summary)
     write_model_card(out_dir, name, params["methods"][name], settings, summary, label_config)
     print(f"train {name}: {summary}")

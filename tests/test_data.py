@@ -1,8 +1,6 @@
 import numpy as np
 import pandas as pd
-import pytest
 
-from thinkcount import UserError
 from thinkcount.data import filter_variants, make_split
 
 

@@ -1,7 +1,6 @@
 """The train entry point under torchrun: 2 CPU processes over gloo, each a shard of the data, rank 0
 alone writing the same outputs as one process would."""
 import copy
-import json
 import shutil
 from pathlib import Path
 

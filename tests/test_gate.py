@@ -81,7 +81,7 @@ def noise_run(root, floors, seed=0):
 
 def test_the_committed_floors_fail_every_method_on_noise_scores(tmp_path):
     floors = json.loads((ROOT / "metrics/ci_floor.json").read_text())
-    assert len(floors["floors"]) == 16  # 13 methods and 3 baselines
+    assert len(floors["floors"]) == 19  # 13 methods and 6 baselines and controls
     for seed in range(3):
         noise_run(tmp_path / str(seed), floors, seed)
         failed = {f.split(":")[0] for f in check(tmp_path / str(seed), floors)}

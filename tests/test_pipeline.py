@@ -51,18 +51,19 @@ def test_repro_builds_every_stage_and_a_second_repro_does_nothing(repo):
     for m in METHODS:
         assert f"label@{m}" in stages and f"train@{m}" in stages and f"evaluate@{m}" in stages
     summary = read_json(repo / "metrics/summary.json")
-    assert {r["method"] for r in summary["rows"]} == set(METHODS) | {"b_length", "b_tfidf", "oracle"}
+    baselines = {"b_length", "b_first_word", "b_tfidf", "b_probe", "b_tfidf_all_rows", "oracle"}
+    assert {r["method"] for r in summary["rows"]} == set(METHODS) | baselines
     report = (repo / "reports/comparison.md").read_text()
     assert "| m10_kmeans_clean | classification |" in report and "| m13_rank | ranking |" in report
-    assert "## Leakage audit" in report and report.count("| m10_kmeans_clean |") == 2
+    assert "## Leakage audit" in report and report.count("| m10_kmeans_clean |") == 3  # ranking, details, audit
     assert (repo / "reports/tau.png").stat().st_size > 1000
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "repro")
     shown = sh(repo, "dvc", "metrics", "show", "--md").strip().splitlines()
     header = [c.strip() for c in shown[0].strip("|").split("|")]
-    assert header == ["Path", "auc_top10", "native", "oracle_share", "spearman", "target", "tau", "tau_high",
-                      "tau_low"]
+    assert header == ["Path", "auc_top10", "native", "oracle_share", "serve_mean", "spearman", "target", "tau",
+                      "tau_high", "tau_low"]
     rows = {line.split("|")[1].strip(): line for line in shown[2:]}
-    assert set(rows) == {f"metrics/methods/{m}.json" for m in [*METHODS, "b_length", "b_tfidf", "oracle"]}
+    assert set(rows) == {f"metrics/methods/{m}.json" for m in [*METHODS, *baselines]}
     tau = float(rows["metrics/methods/m13_rank.json"].split("|")[header.index("tau") + 1])
     assert tau == pytest.approx(read_json(repo / "metrics/eval/m13_rank.json")["yardstick"]["all"]["kendall_tau"],
                                 abs=1e-4)
@@ -115,6 +116,11 @@ def test_editing_an_unused_encoder_leaves_every_stage_up_to_date(repo):
         path.write_text(original)
 
 
+def commit(repo, message):
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
+
+
 def exp_file(repo, name, path):
     """A file as the experiment `name` left it, from its git ref."""
     refs = sh(repo, "git", "for-each-ref", "--format=%(refname)", "refs/exps").split()
@@ -124,7 +130,7 @@ def exp_file(repo, name, path):
 
 def test_queued_experiments_run_their_own_workspace_code(repo):
     """`dvc exp run --queue` runs in a temporary workspace: the stage must import that workspace's library."""
-    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "results before the queue")
+    commit(repo, "results before the queue")
     report = repo / "thinkcount/report.py"
     original = report.read_text()
     report.write_text(original.replace('"# Comparison of predictors"', '"# Comparison of predictors (queued code)"'))
@@ -144,7 +150,7 @@ def test_queued_experiments_run_their_own_workspace_code(repo):
 
 def test_push_then_pull_in_a_fresh_clone_gives_a_working_predictor_with_nothing_rebuilt(repo, tmp_path):
     sh(repo, "dvc", "remote", "add", "-d", "-f", "shared", str(tmp_path / "remote"))
-    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "results and remote")
+    commit(repo, "results and remote")
     sh(repo, "dvc", "push")
     clone = tmp_path / "clone"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))

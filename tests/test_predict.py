@@ -1,6 +1,7 @@
 """The predictor's errors, on a tiny model trained in the test."""
 import json
 
+import numpy as np
 import pytest
 
 from conftest import labelled, tiny_params, tiny_rows
@@ -77,15 +78,6 @@ def test_cli_errors_for_a_missing_model_or_no_prompts(tmp_path, capsys):
     assert "give prompts" in capsys.readouterr().err
 
 
-def test_int8_predictions_keep_the_ranking_of_fp32(model_dir):
-    from scipy.stats import kendalltau
-    prompts = [f"Why is the sky blue? How? {i}" if i % 2 else f"List {i} colors." for i in range(40)]
-    fp32 = [r["score"] for r in Predictor.load(model_dir).predict(prompts)]
-    int8 = [r["score"] for r in Predictor.load(model_dir, int8=True).predict(prompts)]
-    assert fp32 != int8  # quantization did change the model
-    assert kendalltau(fp32, int8).statistic > 0.8
-
-
 @pytest.mark.parametrize("args, message", [
     (["--batch-size", "-1", "hi"], "--batch-size must be a positive integer, got -1"),
     (["--batch-size", "0", "hi"], "--batch-size must be a positive integer, got 0"),
@@ -116,7 +108,6 @@ def test_a_file_given_as_the_model_is_named_as_a_file(tmp_path, capsys):
 
 
 def test_api_takes_any_iterable_of_prompts_and_checks_the_batch_size(model_dir):
-    import numpy as np
     predictor = Predictor.load(model_dir)
     prompts = ["Why is the sky blue?", "List three colors."]
     expected = [r["score"] for r in predictor.predict(prompts)]
@@ -124,3 +115,18 @@ def test_api_takes_any_iterable_of_prompts_and_checks_the_batch_size(model_dir):
     assert [r["score"] for r in predictor.predict(np.array(prompts))] == expected
     with pytest.raises(UserError, match="batch_size must be a positive integer, got -1"):
         predictor.predict(prompts, batch_size=-1)
+
+
+def test_onnx_copies_score_like_pytorch_and_serve_by_default_on_cpu(model_dir):
+    from scipy.stats import kendalltau
+    from thinkcount.onnx_export import OnnxModel, export
+    torch_predictor = Predictor.load(model_dir, backend="torch")
+    export(torch_predictor.model, torch_predictor.tokenizer, model_dir)
+    prompts = [f"Why is the sky blue? How? {i}" if i % 2 else f"List {i} colors, please." for i in range(40)]
+    exact = [r["score"] for r in torch_predictor.predict(prompts)]
+    served = Predictor.load(model_dir, device="cpu")
+    assert isinstance(served.model, OnnxModel)
+    assert np.allclose([r["score"] for r in served.predict(prompts)], exact, atol=1e-4)
+    int8 = [r["score"] for r in Predictor.load(model_dir, device="cpu", int8=True).predict(prompts)]
+    assert int8 != exact  # quantized, so not the same numbers ...
+    assert kendalltau(int8, exact).statistic > 0.5  # ... but much the same ranking

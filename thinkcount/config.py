@@ -269,7 +269,8 @@ def check_semantics(params, path):
                 raise UserError(f"{path}: '{where}.labels.{need}' is needed by scheme {scheme}.")
         if method["loss"] not in TASK_LOSSES[method["task"]]:
             raise UserError(f"{path}: '{where}.loss' {method['loss']} does not fit task {method['task']}.")
-        for key, name_used in (("markers", method.get("markers")), ("labels.features", method["labels"].get("features"))):
+        used = (("markers", method.get("markers")), ("labels.features", method["labels"].get("features")))
+        for key, name_used in used:
             if name_used is not None and name_used not in params["features"]:
                 raise UserError(f"{path}: '{where}.{key}' is '{name_used}', not one of features: "
                                 f"{', '.join(params['features'])}.")

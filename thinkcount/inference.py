@@ -3,25 +3,35 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from thinkcount.onnx_export import OnnxModel
+
 
 def best_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def length_batches(texts, batch_size):
+    """Indices of texts in batches of similar length, so that batches pad little."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    return [order[start:start + batch_size] for start in range(0, len(texts), batch_size)]
+
+
 @torch.inference_mode()
 def predict_raw(model, tokenizer, texts, max_length, batch_size=64, device=None, progress=False, pooled=False):
     """Raw model outputs for texts, shape (n, n_outputs), or with pooled=True the pooled encoder states
-    (n, hidden). Texts are batched by length to pad little."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    order = np.argsort([len(t) for t in texts], kind="stable")
+    (n, hidden). model: a ComplexityModel, or an OnnxModel (outputs only)."""
+    onnx = isinstance(model, OnnxModel)
+    if not onnx:
+        device = device or next(model.parameters()).device
+        model.eval()
     width = model.encoder.config.hidden_size if pooled else model.n_outputs
     outputs = np.zeros((len(texts), width), dtype=np.float32)
-    starts = range(0, len(texts), batch_size)
-    for start in tqdm(starts, desc="predict", disable=not progress, unit="batch"):
-        idx = order[start:start + batch_size]
+    for idx in tqdm(length_batches(texts, batch_size), desc="predict", disable=not progress, unit="batch"):
         batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                          return_tensors="pt", return_token_type_ids=False)
+                          return_tensors="np" if onnx else "pt", return_token_type_ids=False)
+        if onnx:
+            outputs[idx] = model.logits(batch["input_ids"], batch["attention_mask"])
+            continue
         batch = {k: v.to(device) for k, v in batch.items()}
         out = model.pooled(**batch) if pooled else model(**batch).logits
         outputs[idx] = out.float().cpu().numpy()

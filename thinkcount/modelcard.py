@@ -3,6 +3,10 @@ import json
 from pathlib import Path
 
 
+def without_timing(phase):
+    return {k: v for k, v in phase.items() if k != "train_samples_per_second"}
+
+
 def write_model_card(out_dir, name, method, settings, summary, label_config):
     labels = label_config.get("label_names") or f"{label_config['scheme']} of {label_config['target']}"
     lines = [
@@ -22,7 +26,7 @@ def write_model_card(out_dir, name, method, settings, summary, label_config):
         "",
         "## Training",
         # No timings here: the card is part of the cached model, whose hash must not change on identical retraining.
-        f"- phases: `{json.dumps([{k: v for k, v in p.items() if k != 'train_samples_per_second'} for p in summary['phases']])}`",
+        f"- phases: `{json.dumps([without_timing(p) for p in summary['phases']])}`",
         f"- evaluation on the shared test split: `metrics/eval/{name}.json` after `dvc repro evaluate@{name}`",
         "",
         "## Use",

@@ -140,7 +140,8 @@ def markdown(rows, command):
         lines.append(f"| {r['method']}{target} | {tau_with_interval(r)} | {cells[0]} | {cells[1]} "
                      f"| {fmt(r['auc_top10'])} | {share} | {serving_cell(r)} | {r['native']} |")
     lines += ["", "## Details", "",
-              "| method | task | loss | labels | encoder | train rows | Spearman | MAE counts | tau clean | seed reported |",
+              "| method | task | loss | labels | encoder | train rows | Spearman | MAE counts | tau clean "
+              "| seed reported |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['method']} | {r['task']} | {r['loss']} | {r['labels']} | {r['encoder']} "

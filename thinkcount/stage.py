@@ -1,16 +1,39 @@
-"""What every stage script shares: run main(params), turn a UserError into one line and exit 1."""
+"""What every stage script shares: run main(params), turn a UserError into one line and exit 1.
+
+With THINKCOUNT_STAGE_TIMES=FILE, each stage appends its wall time from process start (imports
+included) to FILE as a JSON line: benchmarks/stage_times.py tabulates a run's."""
+import json
+import os
 import sys
+import time
 
 from thinkcount import UserError
 from thinkcount.config import load_params
 
 
 def run(main):
+    exit_on_user_error(lambda: main(load_params()))
+    record_time()
+
+
+def exit_on_user_error(work):
+    """Run work(); a UserError becomes one line on stderr and exit status 1. Returns work's result."""
     try:
-        main(load_params())
+        return work()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+
+
+def record_time():
+    path = os.environ.get("THINKCOUNT_STAGE_TIMES")
+    if not path or int(os.environ.get("RANK", "0")) != 0:
+        return
+    import psutil  # a dependency of dvc; only needed here
+    started = psutil.Process().create_time()
+    stage = sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py") + "".join(f"@{a}" for a in sys.argv[1:])
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"stage": stage, "seconds": round(time.time() - started, 2)}) + "\n")
 
 
 def method_name(params):
