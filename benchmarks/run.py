@@ -180,11 +180,18 @@ def bench_serving(folder, prompts, device):
 
 
 def render(results):
+    """The report: every recorded run, then the per-stage wall times of the last fresh-clone run, if any."""
     lines = ["# Benchmarks", "", "Produced by `python benchmarks/run.py` (`make bench`); raw numbers in "
              "`reports/benchmarks.json`. Pipeline wall times: `bash benchmarks/fresh_clone.sh`.", ""]
     for key, r in results.items():
-        lines += [f"## {key}", "", f"Machine: {r['machine']}", "", "```json", json.dumps(r["results"], indent=2),
-                  "```", ""]
+        lines += [f"## {key}", "", f"Command: `{r['command']}`", "", f"Machine: {r['machine']}", "", "```json",
+                  json.dumps(r["results"], indent=2), "```", ""]
+    for name in ("fresh_clone.txt", "stage_times.md"):
+        path = ROOT / "reports" / name
+        if path.is_file():
+            text = path.read_text().replace("# Stage wall times", "## Stage wall times (make run, fresh clone)")
+            lines += ["## Fresh clone (bash benchmarks/fresh_clone.sh)", "", "```", text.strip(), "```", ""] \
+                if name.endswith(".txt") else [text.strip(), ""]
     return "\n".join(lines)
 
 

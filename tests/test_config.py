@@ -73,3 +73,14 @@ def test_every_method_is_a_dvc_artifact():
     methods = yaml.safe_load((ROOT / "params.yaml").read_text())["methods"]
     assert {name: a["path"] for name, a in artifacts.items()} == {m: f"models/{m}" for m in methods}
     assert {a["type"] for a in artifacts.values()} == {"model"}
+
+
+def test_stages_that_do_not_train_import_neither_torch_nor_transformers():
+    """Each stage process pays for its imports (about 13 s for torch and transformers on 2 cores)."""
+    import subprocess
+    import sys
+    code = ("import sys; import stages.corpus, stages.counts, stages.filter, stages.split, stages.label, "
+            "stages.evaluate, stages.compare, stages.baseline; print(sorted(m for m in ('torch', 'transformers') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -69,6 +69,16 @@ def test_repro_builds_every_stage_and_a_second_repro_does_nothing(repo):
                                 abs=1e-4)
 
 
+def test_identical_retraining_keeps_the_model_hash(repo):
+    """Timings stay out of cached outputs, so `dvc repro -f` of a train stage records the same model hash."""
+    def model_hash():
+        lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train@m13_rank"]["outs"]
+        return next(o["md5"] for o in lock if o["path"] == "models/m13_rank")
+    before = model_hash()
+    sh(repo, "dvc", "repro", "-f", "-s", "train@m13_rank")
+    assert model_hash() == before
+
+
 def test_predictor_api_and_cli_agree_with_the_stage_predictions(repo, tmp_path):
     for method in METHODS:
         stage_rows = [json.loads(line) for line in (repo / f"data/predictions/{method}.jsonl").open()][:20]
@@ -161,6 +171,8 @@ def test_push_then_pull_in_a_fresh_clone_gives_a_working_predictor_with_nothing_
         [r["score"] for r in Predictor.load(repo / "models/m13_rank").predict(prompts)], abs=1e-6)
     sh(clone, "dvc", "pull")
     assert "Data and pipelines are up to date" in sh(clone, "dvc", "repro")
+    # A model registry finds versions by GTO's git tags: register one, then fetch it without a clone.
+    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "tag", "-a", "m13_rank@v0.1.0", "-m", "v0.1.0")
     sh(tmp_path, "dvc", "artifacts", "get", str(repo), "m13_rank", "-o", str(tmp_path / "artifact"))
     assert Predictor.load(tmp_path / "artifact").predict(prompts[:1])[0]["score"] == pytest.approx(
         pulled[0]["score"], abs=1e-6)

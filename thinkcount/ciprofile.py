@@ -11,6 +11,7 @@ import yaml
 
 from thinkcount import UserError
 from thinkcount.config import load_params
+from thinkcount.stage import exit_on_user_error
 
 
 def merge(base, overlay, where=""):
@@ -48,8 +49,4 @@ def prepare(workdir, overlay):
 
 
 if __name__ == "__main__":
-    try:
-        prepare(sys.argv[1], yaml.safe_load(Path(".ci/params.yaml").read_text()))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    exit_on_user_error(lambda: prepare(sys.argv[1], yaml.safe_load(Path(".ci/params.yaml").read_text())))
