@@ -33,6 +33,8 @@ def repo(tmp_path_factory, tiny_encoders):
                        "train": {"epochs": 1, "max_train_rows": 64, "max_val_rows": 16, "eval_batch_size": 32}})
     finally:
         os.chdir(cwd)
+    for key, value in (("user.name", "thinkcount tests"), ("user.email", "tests@localhost")):
+        sh(work, "git", "config", key, value)  # dvc exp commits need an identity, also on a bare machine
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["methods"] = {m: params["methods"][m] for m in METHODS}
     params["reference"] = {}
