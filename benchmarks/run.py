@@ -189,7 +189,7 @@ def render(results):
     for name in ("fresh_clone.txt", "stage_times.md"):
         path = ROOT / "reports" / name
         if path.is_file():
-            text = path.read_text().replace("# Stage wall times", "## Stage wall times (make run, fresh clone)")
+            text = path.read_text().replace("# Stage wall times", "## Stage wall times (make run)")
             lines += ["## Fresh clone (bash benchmarks/fresh_clone.sh)", "", "```", text.strip(), "```", ""] \
                 if name.endswith(".txt") else [text.strip(), ""]
     return "\n".join(lines)
