@@ -4,12 +4,12 @@ import pandas as pd
 
 from thinkcount.data import KEY
 from thinkcount.evaluation import paired_differences
+from thinkcount.jsonl import load_jsonl
 from thinkcount.serving import serving_gains
 
 
 def test_scores(names, frame):
     """{name: scores of the test prompts} in the order of frame's test rows (frame: counts joined with the split)."""
-    from thinkcount.jsonl import load_jsonl
     test = frame[frame["split"] == "test"].reset_index(drop=True)
     scores = {}
     for name in names:
