@@ -32,10 +32,10 @@ def best(rows, baseline):
 def add_paired_differences(rows, scores, test, ev):
     references = {"vs_best_baseline": best(rows, baseline=True), "vs_best_method": best(rows, baseline=False)}
     for key, reference in references.items():
+        if reference not in scores:
+            continue
         for target in {r["target"] for r in rows}:
             names = [r["method"] for r in rows if r["target"] == target and r["method"] in scores]
-            if reference is None or reference not in scores:
-                continue
             diffs = paired_differences({n: scores[n] for n in names}, test[target], scores[reference],
                                        ev["bootstrap"], ev["seed"])
             for r in rows:

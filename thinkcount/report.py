@@ -12,9 +12,10 @@ import pandas as pd
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from thinkcount.evaluation import UNDEFINED  # noqa: E402
+
 SEED_NOTE = ("Native metrics are each method's own (accuracy/F1 on its own labels, MSE/MAE in its own units) "
              "and do not compare across rows. The yardstick does: every row ranks the same test prompts.")
-UNDEFINED = "undefined"
 
 
 def summary_rows(metrics, reference):
