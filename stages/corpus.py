@@ -19,6 +19,7 @@ def main(params):
                   "invalid": problems.by_reason, "notes": notes, "oracle_kendall_tau": None}
         if problems.total:
             print(f"warning: {data['source']}: skipped {problems.total} invalid records: {problems.summary()}")
+    report.update(corpus.prompt_stats(records, oracle))
     write_jsonl(CORPUS, records)
     write_jsonl(ORACLE, oracle)
     write_json(REPORT, report)

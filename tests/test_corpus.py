@@ -1,12 +1,17 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy.stats import kendalltau
 
 from thinkcount import UserError
-from thinkcount.corpus import generate, validate_records
-from thinkcount.counting import count_keywords, count_waits, keyword_pattern, lacks_opening_tag, think_text
-from thinkcount.data import compute_counts, oracle_tau
+from thinkcount.baselines import first_word_scores
+from thinkcount.corpus import generate, prompt_stats, validate_records
+from thinkcount.counting import (count_keywords, count_waits, keyword_pattern, lacks_opening_tag, prompt_text,
+                                 think_text)
+from thinkcount.data import KEY, compute_counts, oracle_tau
+from thinkcount.prompts import FOLLOW_UPS
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +137,53 @@ def test_generated_traces_have_no_accidental_keyword_matches(keywords):
         for s in sentences:
             assert count_keywords(f"<think>{s.format(c='the final step')}</think>", p) == 2, s
     assert count_waits("<think>" + think_text("<think>" + corpus.WAIT_SENTENCES[0]) + "</think>") == 2
+
+
+# Targets for a corpus that must be read, not recognised (issue 8, item 7).
+def test_prompt_stats_by_hand():
+    records = [{"instruction": "Write a poem.", "input": ""}, {"instruction": "Write a poem.", "input": "x"},
+               {"instruction": "Explain rain, please.", "input": ""}, {"instruction": "List 3 fruits", "input": ""}]
+    oracle = [{"kind": "w", "effort": 1.0}, {"kind": "w", "effort": 3.0}, {"kind": "e", "effort": 2.0},
+              {"kind": "e", "effort": 6.0}]
+    stats = prompt_stats(records, oracle)
+    assert stats["distinct_instruction_share"] == 0.75
+    assert stats["instruction_vocabulary"] == 8  # write a poem explain rain please list fruits
+    assert stats["input_share"] == 0.25
+    # kind means 2 and 4 around the mean 3: variance 1 of a total (4 + 0 + 1 + 9) / 4 = 3.5
+    assert stats["effort_variance_explained_by_kind"] == pytest.approx(1 / 3.5)
+    assert prompt_stats(records, [])["effort_variance_explained_by_kind"] is None  # real data: undefined
+
+
+def test_instructions_are_distinct_varied_and_not_given_away_by_their_kind(sample):
+    stats = prompt_stats(*sample[:2])
+    assert stats["distinct_instruction_share"] >= 0.95
+    assert stats["instruction_vocabulary"] >= 2000
+    assert 0.25 <= stats["input_share"] <= 0.42  # about a third have an input
+    assert 0.05 < stats["effort_variance_explained_by_kind"] <= 0.40
+
+
+def test_prompts_open_the_way_alpaca_does(sample):
+    openers = {r["instruction"].split()[0] for r in sample[0]}
+    assert {"Generate", "Write", "Describe", "Explain", "Create", "Give", "Name", "Identify", "Classify",
+            "Rewrite", "What", "How", "List", "Suggest"} <= openers
+
+
+def test_first_word_carries_at_most_half_of_the_oracle(sample):
+    records, oracle, counts = sample
+    frame = counts.merge(pd.DataFrame(oracle), on=KEY)
+    frame["text"] = [prompt_text(r["instruction"], r["input"]) for r in records]
+    test = np.random.default_rng(0).random(len(frame)) < 0.2
+    score, _ = first_word_scores(frame[~test], frame[test])
+    first_word_tau = kendalltau(score, frame.loc[test, "counts"]).statistic
+    oracle_tau_test = kendalltau(frame.loc[test, "expected_counts"], frame.loc[test, "counts"]).statistic
+    assert 0 < first_word_tau <= 0.5 * oracle_tau_test
+
+
+def test_effort_grows_with_what_a_prompt_asks(sample):
+    """Each follow-up question adds effort, whatever the kind: mean effort rises with their number."""
+    records, oracle, _ = sample
+    frame = pd.DataFrame(oracle)
+    frame["follow_ups"] = [sum(q in r["instruction"] for q in FOLLOW_UPS) for r in records]
+    means = frame[frame["kind"] != "refusal"].groupby("follow_ups")["effort"].mean()
+    assert list(means.index[:3]) == [0, 1, 2]
+    assert means.iloc[0] + 0.2 < means.iloc[1] < means.iloc[2] - 0.2

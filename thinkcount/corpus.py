@@ -1,18 +1,19 @@
 """The embedded default corpus: Alpaca-like prompts with synthetic reasoning traces.
 
-Each prompt gets a hidden expected effort from its family, length, sub-questions,
-numbers and conditions. The trace's keyword count is drawn around that effort with
+Each prompt gets a hidden expected effort from what it asks (thinkcount/prompts.py). The trace's keyword count is drawn around that effort with
 heavy-tailed noise, so the prompt carries real but partial signal. The noise the
 real data had is reproduced: skipped thinking, degenerate "Wait" loops cut off at
 the token limit, long traces with few keywords, and refusals.
 """
 import math
+import re
 
 import numpy as np
 
 from thinkcount import UserError
-from thinkcount.counting import THINK_OPEN, prompt_text
+from thinkcount.counting import THINK_OPEN
 from thinkcount.jsonl import Problems, read_json_values
+from thinkcount.prompts import make_prompt
 
 TOPICS = [
     "photosynthesis", "the french revolution", "blockchain technology", "climate change", "machine learning",
@@ -27,20 +28,6 @@ TOPICS = [
     "migration of birds", "3d printing", "the cold war", "genetic engineering", "fast fashion",
     "public transport", "the moon landing", "wildfires", "cybersecurity", "coffee production",
 ]
-ITEMS = ["apples", "books", "tickets", "marbles", "chairs", "boxes", "pencils", "cookies", "coins", "shirts"]
-LANGS = ["Python", "JavaScript", "Java", "C++", "SQL"]
-TASKS = [
-    "reverses a string", "checks whether a number is prime", "merges two sorted lists",
-    "counts the vowels in a sentence", "finds the second largest value in a list",
-    "removes duplicates from an array", "computes the factorial of n", "validates an email address",
-    "returns the longest common prefix of a list of words", "converts Celsius to Fahrenheit",
-]
-ADJ = ["short", "vivid", "funny", "heartfelt", "mysterious", "hopeful", "gloomy", "whimsical"]
-FORMS = ["poem", "short story", "haiku", "slogan", "tagline", "limerick", "song verse", "diary entry"]
-CATEGORIES = [
-    ("positive, negative or neutral", "sentiment"), ("fact or opinion", "statement type"),
-    ("formal or informal", "tone"), ("animal, plant or mineral", "category"),
-]
 PASSAGE_SENTENCES = [
     "Researchers have studied {t} for decades and still disagree about several details.",
     "Many people first hear about {t} at school, but few understand how it works.",
@@ -53,20 +40,6 @@ PASSAGE_SENTENCES = [
     "Experts recommend a careful look at both short and long term consequences.",
     "A recent report described {t} as one of the defining issues of our time.",
 ]
-
-# Family: (share of prompts, effort offset on the log scale).
-FAMILIES = {
-    "explain": (0.15, 0.25),
-    "compare": (0.06, 0.55),
-    "creative": (0.12, -0.35),
-    "calculate": (0.08, 1.05),
-    "code": (0.07, 0.8),
-    "list": (0.14, -0.55),
-    "rewrite": (0.12, -0.45),
-    "why_how": (0.10, 0.35),
-    "general": (0.11, -0.65),
-    "summary": (0.05, 0.05),
-}
 
 KEYWORD_SENTENCES = {
     "So": ["So the main point is {c}.", "So {c}, which fits what the user asked."],
@@ -139,122 +112,27 @@ NO_OPEN_TAG_SHARE = 0.8
 
 
 def generate(n, seed, workers=8):
-    """Return (records, oracle): n records in the real JSONL format and their expected counts.
+    """Return (records, oracle): n records in the real JSONL format; per record, the expected counts,
+    the prompt's kind and its hidden effort.
 
     The traces use fixed keyword sentences; tests check they match the configured keyword list."""
     rng = np.random.default_rng(seed)
     trace_format = np.random.default_rng([seed, 1])  # its own stream: prompts and traces stay as calibrated
-    families = list(FAMILIES)
-    shares = np.array([FAMILIES[f][0] for f in families])
     shard = rng.multinomial(n, np.full(workers, 1 / workers))
     records, oracle = [], []
     for worker_id, size in enumerate(shard):
         for sample_id in range(size):
-            family = families[rng.choice(len(families), p=shares / shares.sum())]
-            instruction, input_text, effort = make_prompt(rng, family)
-            refusal = rng.random() < 0.01
-            if refusal:
-                instruction, input_text, effort = REFUSAL_PROMPTS[rng.integers(len(REFUSAL_PROMPTS))], "", -1.5
-            content, expected = make_trace(rng, effort, refusal)
+            instruction, input_text, kind, effort = make_prompt(rng)
+            if rng.random() < 0.01:
+                instruction, input_text, kind, effort = REFUSAL_PROMPTS[rng.integers(len(REFUSAL_PROMPTS))], "", "refusal", -1.5
+            content, expected = make_trace(rng, effort, kind == "refusal")
             if content.startswith(THINK_OPEN) and trace_format.random() < NO_OPEN_TAG_SHARE:
                 content = content.removeprefix(THINK_OPEN + "\n")  # R1-style: the template opened the block
             records.append({"worker_id": worker_id, "sample_id": sample_id, "instruction": instruction,
                             "input": input_text, "content": content})
-            oracle.append({"worker_id": worker_id, "sample_id": sample_id, "expected_counts": expected})
+            oracle.append({"worker_id": worker_id, "sample_id": sample_id, "expected_counts": expected,
+                           "kind": kind, "effort": effort})
     return records, oracle
-
-
-def make_prompt(rng, family):
-    """Return (instruction, input, effort) for one prompt of the family."""
-    t, t2 = rng.choice(TOPICS, 2, replace=False)
-    pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
-    input_text, n_numbers, n_questions, conditional = "", 0, 1, False
-    if family == "explain":
-        verb = pick(["Explain", "Describe", "Analyze", "Give an overview of", "Help me understand", "Outline"])
-        instruction = f"{verb} {t}" + pick([".", " in simple terms.", " for a high school student.",
-                                            " and its impact on society.", " in two paragraphs."])
-    elif family == "compare":
-        instruction = pick([f"Compare {t} and {t2}.", f"What are the differences between {t} and {t2}?",
-                            f"Contrast {t} with {t2} and explain which matters more.",
-                            f"How does {t} relate to {t2}?"])
-    elif family == "creative":
-        instruction = pick([f"Write a {pick(ADJ)} {pick(FORMS)} about {t}.",
-                            f"Compose a {pick(FORMS)} inspired by {t}.",
-                            f"Come up with a {pick(ADJ)} {pick(FORMS)} for a campaign on {t}.",
-                            f"Create a {pick(FORMS)} that mentions {t} and {t2}."])
-    elif family == "calculate":
-        a, b, c = rng.integers(2, 500, 3)
-        item = pick(ITEMS)
-        instruction = pick([
-            f"If a store sells {a} {item} per day and {b} more on weekends, how many {item} does it sell in {c} days?",
-            f"Calculate the average of {a}, {b} and {c}.",
-            f"A train travels {a} km in {b % 12 + 1} hours. What is its average speed?",
-            f"Solve for x: {a}x + {b} = {c}.",
-            f"What is {a} percent of {b * 10}?",
-            f"Tom has {a} {item}. He gives away {b % a + 1} and buys {c}. How many {item} does he have now?",
-        ])
-        n_numbers = sum(ch.isdigit() and (i == 0 or not instruction[i - 1].isdigit())
-                        for i, ch in enumerate(instruction))
-    elif family == "code":
-        lang = pick(LANGS)
-        instruction = pick([f"Write a {lang} function that {pick(TASKS)}.",
-                            f"Implement code in {lang} which {pick(TASKS)}.",
-                            f"Create a program that {pick(TASKS)}.",
-                            f"Fix the bug in this {lang} snippet."])
-        if instruction.startswith("Fix"):
-            input_text = pick(["def add(a, b):\n    return a - b", "for i in range(10) print(i)",
-                               "let total = 0; for (x of xs) total =+ x;", "SELECT name FROM users WHERE age > 30"])
-    elif family == "list":
-        k = int(rng.integers(3, 11))
-        instruction = pick([f"List {k} facts about {t}.", f"Name {k} examples related to {t}.",
-                            f"Identify {k} key terms used when discussing {t}.",
-                            f"Give me {k} tips about {t}.", f"Provide a list of resources about {t}."])
-        n_numbers = 1 if str(k) in instruction else 0
-    elif family == "rewrite":
-        passage = make_passage(rng, t, int(rng.integers(1, 4)))
-        if rng.random() < 0.5:
-            choice, what = CATEGORIES[rng.integers(len(CATEGORIES))]
-            instruction = pick([f"Classify the following text as {choice}.",
-                                f"Determine the {what} of the given text.",
-                                f"Is this passage {choice}?"])
-        else:
-            instruction = pick(["Rewrite the following sentence in the passive voice.",
-                                "Paraphrase this text in simpler words.",
-                                "Edit the text below to make it more formal.",
-                                "Translate the text into plain English for children."])
-        input_text = passage
-    elif family == "why_how":
-        instruction = pick([f"Why is {t} important?", f"How does {t} work?", f"Why do people care about {t}?",
-                            f"How can we reduce the negative effects of {t}?", f"How is {t} measured?"])
-    elif family == "general":
-        instruction = pick([f"What is {t}?", f"Who first studied {t}?", f"When did {t} become popular?",
-                            f"Suggest a name for a podcast about {t}.", f"Tell me something interesting about {t}."])
-    else:  # summary of a long passage
-        instruction = pick(["Summarize the following article.", "Write a summary of the text below.",
-                            "Give a one paragraph summary of this passage.", "What are the main points of the text?"])
-        input_text = make_passage(rng, t, int(rng.integers(5, 11)))
-    if rng.random() < 0.2 and family not in ("general", "creative"):
-        conditional = True
-        instruction += " " + pick([f"Assume the reader knows nothing about {t2}.",
-                                   "If possible, include one counterexample.",
-                                   "Given that space is limited, keep it under 100 words.",
-                                   f"Suppose the audience works in {t2}."])
-    if rng.random() < 0.18:
-        extra = int(rng.integers(1, 3))
-        n_questions += extra
-        instruction += " " + " ".join(pick(["Also, what are the risks?", "What evidence supports this?",
-                                            f"And how does it connect to {t2}?", "Can you give an example?",
-                                            "What would change in ten years?"]) for _ in range(extra))
-    words = len(prompt_text(instruction, input_text).split())
-    effort = (FAMILIES[family][1] + 0.28 * (n_questions - 1) + 0.06 * min(n_numbers, 5)
-              + 0.3 * conditional + 0.22 * math.log(max(words, 3) / 12))
-    return instruction, input_text, effort
-
-
-def make_passage(rng, topic, n_sentences):
-    picks = rng.choice(len(PASSAGE_SENTENCES), n_sentences, replace=n_sentences > len(PASSAGE_SENTENCES))
-    text = " ".join(PASSAGE_SENTENCES[i].format(t=topic) for i in picks)
-    return text[0].upper() + text[1:]
 
 
 # The latent log keyword count is MU + SCALE * effort + noise with scale NOISE_SD,
@@ -332,6 +210,27 @@ def make_answer(rng, topic, refusal):
         return "I'm sorry, but I can't help with that request."
     return (f"Here is a clear answer about {topic}. " + " ".join(
         PASSAGE_SENTENCES[i].format(t=topic) for i in rng.choice(len(PASSAGE_SENTENCES), 3, replace=False)))
+
+
+WORD = re.compile(r"[a-z]+")
+
+
+def prompt_stats(records, oracle):
+    """How much of a corpus must be read rather than recognised: the share of distinct instructions, the
+    instruction vocabulary (distinct lower-cased words), the share of prompts with an input, and, where the
+    generator's oracle is there, the share of the hidden effort's variance that the prompt kind explains
+    (None for real data: it has neither)."""
+    instructions = [r["instruction"] for r in records]
+    stats = {"distinct_instruction_share": len(set(instructions)) / len(instructions),
+             "instruction_vocabulary": len({w for i in instructions for w in WORD.findall(i.lower())}),
+             "input_share": sum(bool(r["input"]) for r in records) / len(records),
+             "effort_variance_explained_by_kind": None}
+    if oracle:
+        _, kind = np.unique([o["kind"] for o in oracle], return_inverse=True)
+        effort = np.array([o["effort"] for o in oracle])
+        kind_mean = (np.bincount(kind, effort) / np.bincount(kind))[kind]
+        stats["effort_variance_explained_by_kind"] = float(kind_mean.var() / effort.var())
+    return stats
 
 
 REQUIRED_TEXT = ("instruction", "content")
