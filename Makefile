@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test ci-repro ci-floors seed-profile gpu-profile bench clean-venv
+.PHONY: run test ci-repro ci-floors seed-sweep seed-profile gpu-profile bench clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -29,6 +29,12 @@ ci-repro: $(STAMP)
 # Regenerate the gate's floors from the last `make ci-repro` (records the commit they came from).
 ci-floors: $(STAMP)
 	python -m thinkcount.gate --regenerate .ci-work/metrics metrics/ci_floor.json
+
+# Two more seed sets (data, split and training seeds 1, then 2) as queued DVC experiments, and the summary
+# over them and the workspace run (reports/seed_sweep.md). About 18 minutes a seed set on 2 CPU cores.
+seed-sweep: $(STAMP)
+	python -m thinkcount.sweep run 1 2
+	python -m thinkcount.sweep summary
 
 # Every method with the seed's encoders and settings, as a DVC experiment (needs a GPU and the encoders).
 seed-profile: $(STAMP)

@@ -1,0 +1,43 @@
+"""The seed sweep's summary, on a hand-made `dvc exp show --json`."""
+import pytest
+
+from thinkcount.sweep import markdown, queue_command, runs, summarise
+
+
+def entry(seed, taus):
+    params = {"params.yaml": {"data": {"data": {"seed": seed}, "split": {"seed": seed}, "train": {"seed": seed}}}}
+    metrics = {f"metrics/methods/{m}.json": {"data": {"tau": t, "auc_top10": 0.5}} for m, t in taus.items()}
+    metrics["metrics/summary.json"] = {"data": {"tau": 9.0}}  # not a headline file: ignored
+    return {"params": params, "metrics": metrics}
+
+
+SHOW = [
+    {"rev": "workspace", "data": entry(42, {"a": 0.40, "b": 0.30}), "experiments": None},
+    {"rev": "abc", "data": entry(42, {"a": 0.40, "b": 0.30}), "experiments": [
+        {"revs": [{"rev": "e1", "name": "seeds-1", "data": entry(1, {"a": 0.44, "b": None})}]},
+        {"revs": [{"rev": "e2", "name": "seeds-2", "data": entry(2, {"a": 0.36, "b": 0.20})}]},
+        {"revs": [{"rev": "e3", "name": "other", "data": entry(7, {"a": 0.99, "b": 0.99})}]},
+    ]},
+]
+
+
+def test_runs_are_the_workspace_and_the_sweep_experiments_only():
+    found = runs(SHOW)
+    assert [(name, seeds) for name, seeds, _ in found] == [("workspace", (42, 42, 42)), ("seeds-1", (1, 1, 1)),
+                                                           ("seeds-2", (2, 2, 2))]
+
+
+def test_summary_is_mean_and_spread_over_defined_taus():
+    rows = {r["method"]: r for r in summarise(runs(SHOW))}
+    assert rows["a"]["mean"] == pytest.approx(0.40) and rows["a"]["sd"] == pytest.approx(0.04)
+    assert (rows["a"]["min"], rows["a"]["max"]) == (0.36, 0.44)
+    assert rows["b"]["n"] == 2 and rows["b"]["mean"] == pytest.approx(0.25)  # undefined tau left out, not 0
+    assert rows["b"]["sd"] == pytest.approx(0.0707107, abs=1e-6)
+    table = markdown(runs(SHOW), summarise(runs(SHOW)))
+    assert table.index("| a |") < table.index("| b |")
+    assert "| b | 0.300 | undefined | 0.200 | 0.250 |" in table
+
+
+def test_each_seed_set_is_one_named_queued_experiment():
+    assert queue_command(3) == ["dvc", "exp", "run", "--queue", "--name", "seeds-3", "-S", "data.seed=3",
+                                "-S", "split.seed=3", "-S", "train.seed=3"]

@@ -1,0 +1,124 @@
+"""The seed sweep: the whole pipeline under other seeds (corpus, split and training together) as queued
+DVC experiments, summarised per method as the mean and spread of Kendall tau over the seed sets.
+
+    python -m thinkcount.sweep run 1 2      # queue one experiment per seed and run the queue (one at a time)
+    python -m thinkcount.sweep summary      # reports/seed_sweep.md: the workspace run and those experiments
+
+The workspace run (params.yaml's own seeds) is the first seed set, so `make run` stays one seed.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from thinkcount import UserError
+
+SEED_KEYS = ("data.seed", "split.seed", "train.seed")
+PREFIX = "seeds-"
+HEADLINE = "metrics/methods/"
+
+
+def queue_command(seed):
+    settings = [arg for key in SEED_KEYS for arg in ("-S", f"{key}={seed}")]
+    return ["dvc", "exp", "run", "--queue", "--name", f"{PREFIX}{seed}", *settings]
+
+
+def run(seeds):
+    for seed in seeds:
+        subprocess.run(queue_command(seed), check=True)
+    subprocess.run(["dvc", "exp", "run", "--run-all", "-j", "1"], check=True)
+
+
+def seeds_of(params):
+    values = params["params.yaml"]["data"]
+    return tuple(get(values, key) for key in SEED_KEYS)
+
+
+def get(params, dotted):
+    for part in dotted.split("."):
+        params = params[part]
+    return params
+
+
+def runs(show):
+    """[(name, (data, split, train seeds), {method: tau or None})] for the workspace and each sweep experiment,
+    read from `dvc exp show --json`."""
+    found = []
+    for entry in show:
+        if entry["rev"] == "workspace":
+            found.append(("workspace", entry["data"]))
+        for experiment in entry.get("experiments") or []:
+            for rev in experiment.get("revs") or []:
+                if (rev.get("name") or "").startswith(PREFIX) and rev.get("data"):
+                    found.append((rev["name"], rev["data"]))
+    return [(name, seeds_of(data["params"]), taus(data["metrics"])) for name, data in found]
+
+
+def taus(metrics):
+    out = {}
+    for path, value in metrics.items():
+        if path.startswith(HEADLINE) and "data" in value:
+            out[Path(path).stem] = value["data"]["tau"]
+    return out
+
+
+def summarise(found):
+    """Per method: tau in each run (None when undefined), mean, sample sd, min and max over the defined ones."""
+    methods = sorted({m for _, _, t in found for m in t})
+    rows = []
+    for method in methods:
+        values = [t.get(method) for _, _, t in found]
+        defined = np.array([v for v in values if v is not None], dtype=float)
+        rows.append({"method": method, "taus": values, "n": len(defined),
+                     "mean": float(defined.mean()) if len(defined) else None,
+                     "sd": float(defined.std(ddof=1)) if len(defined) > 1 else None,
+                     "min": float(defined.min()) if len(defined) else None,
+                     "max": float(defined.max()) if len(defined) else None})
+    return sorted(rows, key=lambda r: -np.inf if r["mean"] is None else -r["mean"])
+
+
+def fmt(value):
+    return "undefined" if value is None else f"{value:.3f}"
+
+
+def markdown(found, rows):
+    names = [f"{name} ({'/'.join(map(str, seeds))})" for name, seeds, _ in found]
+    lines = ["| method | " + " | ".join(names) + " | mean | sd | min - max |",
+             "|---|" + "---|" * (len(names) + 3)]
+    for r in rows:
+        lines.append(f"| {r['method']} | " + " | ".join(fmt(v) for v in r["taus"])
+                     + f" | {fmt(r['mean'])} | {fmt(r['sd'])} | {fmt(r['min'])} - {fmt(r['max'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def summary(out="reports/seed_sweep.md"):
+    show = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True,
+                                     text=True).stdout)
+    found = runs(show)
+    if len(found) < 2:
+        raise UserError("no sweep experiments found; run `python -m thinkcount.sweep run 1 2` first.")
+    rows = summarise(found)
+    header = (f"Kendall tau per seed set (data.seed/split.seed/train.seed), {len(found)} runs; "
+              "from `python -m thinkcount.sweep summary`.\n\n")
+    Path(out).write_text(header + markdown(found, rows))
+    Path(out).with_suffix(".json").write_text(json.dumps({"runs": [[n, list(s)] for n, s, _ in found],
+                                                          "methods": rows}, indent=2) + "\n")
+    print(header + markdown(found, rows))
+
+
+def main(argv):
+    if argv[:1] == ["run"] and len(argv) > 1:
+        run([int(s) for s in argv[1:]])
+    elif argv == ["summary"]:
+        summary()
+    else:
+        raise UserError("usage: python -m thinkcount.sweep run SEED [SEED ...] | summary")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except UserError as e:
+        sys.exit(f"error: {e}")
