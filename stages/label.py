@@ -16,11 +16,11 @@ def main(params):
     frame["label"] = labels
     columns = KEY + ["split", "priority", "text", "label"]
     write_jsonl(f"data/labels/{name}/labels.jsonl", frame[columns].to_dict("records"))
-    write_json(f"data/labels/{name}/config.json", config)
-    summary = {"rows": len(frame), "n_labels": config.get("n_labels")}
-    if "n_labels" in config:
+    write_json(f"data/labels/{name}/config.json", config.to_dict())
+    summary = {"rows": len(frame), "n_labels": config.n_labels}
+    if config.n_labels is not None:
         train = frame[frame["split"] == "train"]
-        summary["train_per_label"] = np.bincount(train["label"], minlength=config["n_labels"]).tolist()
+        summary["train_per_label"] = np.bincount(train["label"], minlength=config.n_labels).tolist()
     write_json(f"metrics/labels/{name}.json", summary)
     print(f"label {name}: {summary}")
 

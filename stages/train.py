@@ -8,10 +8,11 @@ from dvclive import Live
 from thinkcount import stage
 from thinkcount.data import KEY
 from thinkcount.dataset import load_frame
-from thinkcount.features import prepare_text, saved_markers
+from thinkcount.features import prepare_text
 from thinkcount.inference import best_device, predict_raw, prediction_records
 from thinkcount.launch import launch_command
 from thinkcount.jsonl import load_jsonl, read_json, write_json, write_jsonl
+from thinkcount.labelconfig import LabelConfig
 from thinkcount.modelcard import write_model_card
 from thinkcount.onnx_export import export, int8_agreement
 from thinkcount.training import train_method
@@ -24,7 +25,7 @@ def main(params):
         os.execv(command[0], command)
     is_main = int(os.environ.get("RANK", "0")) == 0
     rows = pd.DataFrame(load_jsonl(f"data/labels/{name}/labels.jsonl"))
-    label_config = read_json(f"data/labels/{name}/config.json")
+    label_config = LabelConfig.from_dict(read_json(f"data/labels/{name}/config.json"))
     out_dir = f"models/{name}"
     live = Live(dir=f"metrics/train/{name}", dvcyaml=False, save_dvc_exp=False, report=None) if is_main else None
     start = time.time()
@@ -35,11 +36,11 @@ def main(params):
     if not is_main:
         return
     model.save(out_dir, tokenizer)
-    write_json(f"{out_dir}/label_config.json", label_config)
+    write_json(f"{out_dir}/label_config.json", label_config.to_dict())
 
     prompts = load_frame()
     prompts = prompts[prompts["split"].isin(["val", "test"])].reset_index(drop=True)
-    markers = saved_markers(label_config)
+    markers = label_config.markers
     texts = [prepare_text(t, markers) for t in prompts["text"]]
     raw = predict_raw(model.to(best_device()), tokenizer, texts, settings["max_length"],
                       params["train"]["eval_batch_size"], progress=True)

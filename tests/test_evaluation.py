@@ -5,6 +5,7 @@ import pytest
 
 from thinkcount.evaluation import bootstrap_tau, eta_squared, leakage_audit, yardstick, yardstick_both
 from thinkcount.features import feature_set
+from thinkcount.labelconfig import LabelConfig
 from thinkcount.report import markdown, summary_rows
 
 
@@ -77,7 +78,7 @@ def test_classifiers_rank_by_expected_log1p_counts_not_expected_counts():
     from thinkcount.inference import interpret
     stats = [{"counts": {"mean": 2.0, "log1p_mean": 1.0}}, {"counts": {"mean": 20.0, "log1p_mean": 3.0}},
              {"counts": {"mean": 600.0, "log1p_mean": 4.0}}]  # the top bin: loops, prompt-independent
-    config = {"task": "classification", "target": "counts", "label_stats": stats}
+    config = LabelConfig(scheme="equal_freq", target="counts", task="classification", label_stats=stats)
     probs = np.array([[1e-9, 1.0, 1e-9],     # surely a middle-bin prompt
                       [0.95, 1e-9, 0.05]])   # an easy prompt with a 5% chance of a loop
     out = interpret(np.log(probs), config)

@@ -1,13 +1,15 @@
 """The seed's prompt features, pinned on hand-made prompts (../shared/seed_reported.yaml, seed_features):
 lower-cased instruction + input, plain substrings, quirks included."""
 import copy
+import json
 
 import pytest
 import yaml
 
 from conftest import ROOT
 from thinkcount import UserError
-from thinkcount.features import FeatureSet, feature_set, prepare_text, saved_markers
+from thinkcount.features import FeatureSet, feature_set, prepare_text
+from thinkcount.labelconfig import LabelConfig
 
 KMEANS_COLUMNS = ["word_count", "char_count", "question_marks", "has_explain", "has_creative", "has_calculate",
                   "has_list", "has_why", "has_how"]
@@ -58,10 +60,11 @@ def test_default_methods_use_the_seed_feature_sets(params):
 
 def test_a_saved_marker_set_prepares_text_as_training_did(params):
     markers = feature_set(params, "seed_m10_markers")
-    saved = {"markers": markers.to_dict()}
-    assert saved_markers(saved) == markers
-    assert prepare_text("Why so?", saved_markers(saved)) == "[SHORT] [WHY] Why so?"
-    assert prepare_text("Why so?", saved_markers({"markers": None})) == "Why so?"
+    saved = LabelConfig(scheme="log1p", target="counts", task="regression", markers=markers).to_dict()
+    loaded = LabelConfig.from_dict(json.loads(json.dumps(saved)))
+    assert loaded.markers == markers
+    assert prepare_text("Why so?", loaded.markers) == "[SHORT] [WHY] Why so?"
+    assert prepare_text("Why so?", LabelConfig.from_dict({**saved, "markers": None}).markers) == "Why so?"
 
 
 SEED_FILE = ROOT.parent / "shared" / "seed_reported.yaml"

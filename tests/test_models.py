@@ -5,10 +5,10 @@ import torch
 
 from conftest import labelled, tiny_params, tiny_rows
 from thinkcount import UserError
-from thinkcount.features import feature_set, prepare_text, saved_markers
+from thinkcount.features import feature_set, prepare_text
 from thinkcount.inference import predict_raw, prediction_records
 from thinkcount.models import ComplexityModel, build_model, encoder_layers, resolve_source
-from thinkcount.training import make_loss, method_settings, train_method
+from thinkcount.training import EncodedDataset, make_loss, make_trainer, method_settings, train_method
 
 FAMILIES = ["bert", "roberta", "deberta-v2"]
 
@@ -64,7 +64,7 @@ def test_special_methods_train_on_every_family(tmp_path, params, tiny_encoders, 
     p = tiny_params(params, {family: tiny_encoders[family]})
     rows, config = labelled(p, name, tiny_rows())
     model, tokenizer, settings, history, config = train_method(p, name, rows, config, tmp_path, progress=False)
-    reference, _ = build_model(tiny_encoders[family], config["n_labels"])
+    reference, _ = build_model(tiny_encoders[family], config.n_labels)
     bottom = dict(reference.encoder.encoder.layer[0].named_parameters())
     changed = {n: not torch.equal(v, bottom[n]) for n, v in model.encoder.encoder.layer[0].named_parameters()}
     if name == "m04_two_stage":
@@ -76,11 +76,11 @@ def test_special_methods_train_on_every_family(tmp_path, params, tiny_encoders, 
         top = dict(reference.encoder.encoder.layer[3].named_parameters())
         assert any(not torch.equal(v, top[n]) for n, v in model.encoder.encoder.layer[3].named_parameters())
     if name == "m08_markers":
-        assert config["markers"]["name"] == "seed_m08_markers"
+        assert config.markers.name == "seed_m08_markers"
         assert tokenizer.convert_tokens_to_ids("[WHY]") >= tokenizer.vocab_size
     model.save(tmp_path / "saved", tokenizer)
     loaded, loaded_tok = ComplexityModel.load(tmp_path / "saved")
-    texts = [prepare_text(t, saved_markers(config)) for t in rows["text"][:5]]
+    texts = [prepare_text(t, config.markers) for t in rows["text"][:5]]
     assert np.allclose(predict_raw(model.eval(), tokenizer, texts, 32), predict_raw(loaded, loaded_tok, texts, 32),
                        atol=1e-5)
 
@@ -88,8 +88,11 @@ def test_special_methods_train_on_every_family(tmp_path, params, tiny_encoders, 
 @pytest.mark.parametrize("name", ["m01_regress", "m05_bin_regress", "m13_rank", "m12_wait_classes"])
 def test_every_task_trains_learns_and_predicts_counts(tmp_path, params, tiny_encoders, name):
     p = tiny_params(params, {"bert": tiny_encoders["bert"]}, epochs=6)
-    rows, config = labelled(p, name, tiny_rows(128))
-    model, tokenizer, _, _, config = train_method(p, name, rows, config, tmp_path, progress=False)
+    rows, labelled_config = labelled(p, name, tiny_rows(128))
+    model, tokenizer, _, _, config = train_method(p, name, rows, labelled_config, tmp_path, progress=False)
+    task = p["methods"][name]["task"]
+    assert labelled_config.max_length is None and config.max_length == 32  # training returns a completed copy
+    assert (config.scale is not None, config.calibration is not None) == (task == "regression", task == "ranking")
     val = rows[rows["split"] == "val"]
     records = prediction_records(predict_raw(model, tokenizer, list(val["text"]), 32), config)
     scores = np.array([r["score"] for r in records])
@@ -98,7 +101,7 @@ def test_every_task_trains_learns_and_predicts_counts(tmp_path, params, tiny_enc
     assert scores[target > np.median(target)].mean() > scores[target <= np.median(target)].mean()
     assert all(r["expected_counts"] > 0 for r in records)
     if p["methods"][name]["task"] == "classification":
-        assert all(len(r["probs"]) == config["n_labels"] and abs(sum(r["probs"]) - 1) < 1e-4 for r in records)
+        assert all(len(r["probs"]) == config.n_labels and abs(sum(r["probs"]) - 1) < 1e-4 for r in records)
 
 
 def test_weighted_loss_upweights_the_rare_class():
@@ -138,3 +141,20 @@ def test_unreachable_hub_model_stops_with_one_sentence(monkeypatch):
         resolve_source("deberta-v3-large", "microsoft/deberta-v3-large-not-cached")
     with pytest.raises(UserError, match="needs the Python package"):
         resolve_source("x", "package:no_such_package_here/model")
+
+
+@pytest.mark.parametrize("task, loss, batches, mixed", [("ranking", "pairwise", "length_grouped", True),
+                                                        ("regression", "mse", "random", True),
+                                                        ("regression", "mse", "length_grouped", False)])
+def test_ranking_batches_mix_prompt_lengths(tmp_path, params, tiny_encoders, task, loss, batches, mixed):
+    """A pairwise loss needs prompts of different lengths in one batch; length grouping would give it
+    near-identical ones. Half the prompts are 2 tokens, half about 20; batches of 8."""
+    model, tokenizer = build_model(tiny_encoders["bert"], 1)
+    texts = ["short prompt" if i % 2 else "a much longer prompt " * 5 for i in range(400)]
+    data = EncodedDataset(tokenizer, texts, np.zeros(400, dtype=np.float32), 32)
+    settings = {"batch_size": 8, "grad_accum": 1}
+    trainer = make_trainer(model, tokenizer, (data, data), make_loss(task, loss, None), settings,
+                           {**params["train"], "batches": batches}, "cpu", task, (1e-3, 1), tmp_path, False)
+    lengths = [set(batch["attention_mask"].sum(1).tolist()) for batch in trainer.get_train_dataloader()]
+    share_mixed = np.mean([len(s) > 1 for s in lengths])
+    assert share_mixed >= 0.9 if mixed else share_mixed <= 0.25

@@ -18,7 +18,7 @@ def model_dir(tmp_path_factory, params, tiny_encoders):
     rows, config = labelled(p, "m08_markers", tiny_rows())
     model, tokenizer, _, _, config = train_method(p, "m08_markers", rows, config, out, progress=False)
     model.save(out, tokenizer)
-    write_json(out / "label_config.json", config)
+    write_json(out / "label_config.json", config.to_dict())
     return out
 
 

@@ -35,7 +35,7 @@ SCHEMA = {
     "filter": {"max_counts": int, "long_think_chars": int, "max_long_waits": int},
     "split": {"seed": int, "val_fraction": float, "test_fraction": float, "strata": int},
     "train": {"seed": int, "epochs": NUMBER, "max_train_rows": int, "max_val_rows": int,
-              "eval_batch_size": int,
+              "eval_batch_size": int, "batches": str,
               "early_stopping_patience": int, "weight_decay": NUMBER, "warmup_ratio": NUMBER,
               "precision": str, "device": str, "processes": int, "batch_scaling": str, "nodes": int,
               "rdzv_endpoint": str},
@@ -52,7 +52,7 @@ CHOICES = {
     "head": ("linear", "mlp"), "scheme": ("raw", "log1p", "equal_width", "equal_freq", "manual", "kmeans"),
     "precision": ("auto", "fp32", "bf16", "fp16"), "kind": ("length", "tfidf", "first_word", "probe", "oracle"),
     "think_start": ("tag", "tag_or_start"), "device": ("auto", "cuda", "cpu"),
-    "batch_scaling": ("fixed_global", "linear_lr"),
+    "batch_scaling": ("fixed_global", "linear_lr"), "batches": ("length_grouped", "random"),
 }
 # Numeric ranges: (lowest, highest or None, whether the bounds themselves are allowed). "*" is any name.
 RANGES = {

@@ -131,12 +131,12 @@ def leakage_audit(train_texts, train_labels, test_texts, test_labels, seed, feat
     return float(accuracy_score(test_labels, model.predict(features.matrix(list(test_texts)))))
 
 
-def evaluate_method(method, config, test, labels, frame, features, ev, max_counts, seed):
+def evaluate_method(method, config, test, labels, frame, ev, max_counts, seed):
     """Everything evaluate@<method> reports, and the rows of its confusion plot.
 
-    test: the test prompts with the method's predictions (score, expected_counts, label for classifiers);
-    labels: the method's labels file; frame: every record's counts and split; features: the FeatureSet the
-    labels or markers come from (None: no leakage audit)."""
+    config: the model's LabelConfig (its audit_features, when set, drive the leakage audit); test: the test
+    prompts with the method's predictions (score, expected_counts, label for classifiers); labels: the
+    method's labels file; frame: every record's counts and split."""
     target = method["target"]
     result = {"task": method["task"], "loss": method["loss"], "labels": describe_labels(config),
               "variant": method["variant"], "target": target,
@@ -146,28 +146,28 @@ def evaluate_method(method, config, test, labels, frame, features, ev, max_count
               .merge(test, on=KEY))  # the test rows of the method's own variant, with its own labels
     if method["task"] == "classification":
         pred, truth = native["label"].to_numpy(int), native["true_label"].to_numpy(int)
-        result["native"] = classification_metrics(pred, truth, config["n_labels"], config["label_names"])
-        result["native"]["confusion"] = confusion(pred, truth, config["n_labels"])
-        plot = confusion_rows(pred, truth, config["label_names"])
+        result["native"] = classification_metrics(pred, truth, config.n_labels, list(config.label_names))
+        result["native"]["confusion"] = confusion(pred, truth, config.n_labels)
+        plot = confusion_rows(pred, truth, list(config.label_names))
     else:
         if method["task"] == "regression":
             result["native"] = regression_metrics(native["score"].to_numpy(), native["true_label"].to_numpy(float))
-            result["native"]["unit"] = "bins" if "label_stats" in config else target
+            result["native"]["unit"] = "bins" if config.label_stats is not None else target
         else:
             result["native"] = {"kendall_tau_log1p": result["yardstick"]["all"]["kendall_tau"]}
         plot = quintile_confusion(test["score"].to_numpy(), test[target].to_numpy())
-    if features is not None:
-        result["leakage"] = audit(labels, frame, result["native"]["accuracy"], features, target,
-                                  config["scheme"] == "kmeans", seed)
+    if config.audit_features is not None:
+        result["leakage"] = audit(labels, frame, result["native"]["accuracy"], config.audit_features, target,
+                                  config.scheme == "kmeans", seed)
     return result, plot
 
 
 def describe_labels(config):
-    if config["scheme"] in ("raw", "log1p"):
-        return f"{config['scheme']} {config['target']}"
-    if config["scheme"] == "kmeans":
-        return f"k-means K={config['k']}"
-    return f"{config['scheme']} bins ({config['n_labels']})"
+    if config.scheme in ("raw", "log1p"):
+        return f"{config.scheme} {config.target}"
+    if config.scheme == "kmeans":
+        return f"k-means K={config.k}"
+    return f"{config.scheme} bins ({config.n_labels})"
 
 
 def quintile_confusion(score, target):

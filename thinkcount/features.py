@@ -75,16 +75,6 @@ def feature_set(params, name):
     return FeatureSet.from_dict(name, params["features"][name])
 
 
-def saved_set(label_config, key):
-    """A feature set saved in a label configuration by labeling ("markers" or "audit_features"), or None."""
-    saved = label_config.get(key)
-    return FeatureSet.from_dict(saved["name"], saved) if saved else None
-
-
-def saved_markers(label_config):
-    return saved_set(label_config, "markers")
-
-
 def prepare_text(text, markers):
     """The text a model sees: with a feature set, the prompt is prefixed by its marker tokens."""
     return " ".join(markers.markers(text) + [text]) if markers else text

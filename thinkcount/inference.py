@@ -48,23 +48,23 @@ def interpret(raw, config):
 
     score is the one complexity number every method is ranked by; expected_counts is in units of
     the method's target (keyword counts, or "Wait" counts for the wait methods)."""
-    task, target = config["task"], config["target"]
+    task, target = config.task, config.target
     if task == "classification":
         # Ranked by E[log1p target]: a top bin's mean is made of prompt-independent "Wait" loops, so
         # E[target] would rank by the probability of the top bin alone. E[target] is kept for MAE.
         probs = softmax(raw)
-        stats = [s[target] or {"mean": 0.0, "log1p_mean": 0.0} for s in config["label_stats"]]
+        stats = [s[target] or {"mean": 0.0, "log1p_mean": 0.0} for s in config.label_stats]
         score = probs @ np.array([s["log1p_mean"] for s in stats])
         expected = probs @ np.array([s["mean"] for s in stats])
         return {"score": score, "expected_counts": expected, "probs": probs, "label": probs.argmax(1)}
     if task == "ranking":
         # Scores only order prompts; an isotonic fit on the train rows maps them to counts.
         score = raw[:, 0]
-        cal = config["calibration"]
+        cal = config.calibration
         return {"score": score, "expected_counts": np.interp(score, cal["score"], cal["counts"]), "value": score}
-    value = raw[:, 0] * config["scale"]["std"] + config["scale"]["mean"]
-    if "label_stats" in config:  # regression on a bin index: read the counts off the bins' means
-        means = np.array([s[target]["mean"] for s in config["label_stats"]])
+    value = raw[:, 0] * config.scale["std"] + config.scale["mean"]
+    if config.label_stats is not None:  # regression on a bin index: read the counts off the bins' means
+        means = np.array([s[target]["mean"] for s in config.label_stats])
         expected = np.interp(value, np.arange(len(means)), means)
         return {"score": value, "expected_counts": expected, "value": value}
     return {"score": value, "expected_counts": np.clip(value, 1, None), "value": value}
@@ -78,7 +78,7 @@ def prediction_records(raw, config):
         record = {"score": float(out["score"][i]), "expected_counts": float(out["expected_counts"][i])}
         if "probs" in out:
             label = int(out["label"][i])
-            record.update(label=label, label_name=config["label_names"][label],
+            record.update(label=label, label_name=config.label_names[label],
                           probs=[round(float(p), 6) for p in out["probs"][i]])
         records.append(record)
     return records

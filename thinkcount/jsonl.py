@@ -66,7 +66,11 @@ def read_json_values(path, problems):
     text, bad_lines = decode_lines(read_bytes(path))
     starts = [0] + [m.end() for m in re.finditer("\n", text)]
     line_of = lambda pos: bisect.bisect_right(starts, pos)  # noqa: E731
-    touches_bad = lambda a, b: any(line_of(a) <= n <= line_of(max(a, b - 1)) for n in bad_lines)  # noqa: E731
+    bad_sorted = sorted(bad_lines)
+
+    def touches_bad(a, b):
+        i = bisect.bisect_left(bad_sorted, line_of(a))
+        return i < len(bad_sorted) and bad_sorted[i] <= line_of(max(a, b - 1))
     decoder, pos = json.JSONDecoder(), WHITESPACE.match(text).end()
     while pos < len(text):
         try:
@@ -77,7 +81,7 @@ def read_json_values(path, problems):
             pos = resume.start() if resume else len(text)
             continue
         if isinstance(value, list) and pos == WHITESPACE.match(text).end() and not text[end:].strip():
-            yield from array_elements(text, pos, decoder, line_of, touches_bad, problems, path)
+            yield from array_elements(text, pos, decoder, line_of, touches_bad, problems)
             return
         if touches_bad(pos, end):
             problems.add("invalid_utf8", line_of(pos))
@@ -86,7 +90,7 @@ def read_json_values(path, problems):
         pos = WHITESPACE.match(text, end).end()
 
 
-def array_elements(text, pos, decoder, line_of, touches_bad, problems, path):
+def array_elements(text, pos, decoder, line_of, touches_bad, problems):
     """The elements of a file that is one JSON array (already known to parse), with their lines."""
     pos = WHITESPACE.match(text, pos + 1).end()
     while text[pos] != "]":

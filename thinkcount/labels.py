@@ -1,5 +1,5 @@
 """Labeling schemes. Each fits on the train rows only and returns labels for every row plus a
-configuration (edges, k-means scaler and centres, per-label target statistics) from which a
+LabelConfig (edges, k-means scaler and centres, per-label target statistics) from which a
 label can be turned back into expected counts."""
 import numpy as np
 import pandas as pd
@@ -10,13 +10,14 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from thinkcount import UserError
 from thinkcount.features import FeatureSet
+from thinkcount.labelconfig import LabelConfig
 
 
 def make_labels(frame, method, seed, name="this method", feature_sets=None):
     """frame: rows of one variant with columns text, split, counts, wait_counts; feature_sets: params'
     `features`, for k-means inputs and markers.
 
-    Returns (labels as a numpy array, config dict). The config carries the method's marker set and the
+    Returns (labels as a numpy array, LabelConfig). The config carries the method's marker set and the
     feature set its leakage audit uses, so training, evaluation and the predictor need no params for them."""
     spec = method["labels"]
     target = frame[method["target"]].to_numpy(dtype=float)
@@ -42,25 +43,25 @@ def make_labels(frame, method, seed, name="this method", feature_sets=None):
         config = {"edges": edges.tolist()}
         if scheme == "equal_freq":
             config["bins_requested"] = spec["bins"]
-    config = {"scheme": scheme, "target": method["target"], "task": method["task"], **config,
-              **saved_feature_sets(method, feature_sets)}
     if method["task"] == "classification" or (scheme == "manual" and method["task"] == "regression"):
         labels = labels.astype(int)
-        config["n_labels"] = config["k"] if scheme == "kmeans" else len(config["edges"]) - 1
+        n_labels = config["k"] if scheme == "kmeans" else len(config["edges"]) - 1
         present = len(np.unique(labels[train]))
         if present < 2:
             raise UserError(f"{where}: labels.scheme {scheme} gives {present} class on the train rows "
-                            f"({config['n_labels']} defined); a classifier needs at least 2.")
-        config["label_stats"] = label_stats(frame, labels, train, config["n_labels"])
+                            f"({n_labels} defined); a classifier needs at least 2.")
+        stats = label_stats(frame, labels, train, n_labels)
+        config.update(n_labels=n_labels, label_stats=stats)
         if method["task"] == "classification":
-            config["label_names"] = label_names(config)
-    return labels, config
+            config["label_names"] = label_names(config.get("edges"), stats, method["target"])
+    return labels, LabelConfig(scheme=scheme, target=method["target"], task=method["task"], **config,
+                               **saved_feature_sets(method, feature_sets))
 
 
 def saved_feature_sets(method, feature_sets):
     """The marker set, and the audit's features: the labels' own when k-means made them, else the markers'."""
     def saved(name):
-        return FeatureSet.from_dict(name, feature_sets[name]).to_dict() if name else None
+        return FeatureSet.from_dict(name, feature_sets[name]) if name else None
     markers = method.get("markers")
     return {"markers": saved(markers), "audit_features": saved(method["labels"].get("features") or markers)}
 
@@ -163,11 +164,10 @@ def label_stats(frame, labels, train, n_labels):
     return stats
 
 
-def label_names(config):
-    if "edges" in config:
-        e = config["edges"]
-        return [f"({e[i]:g}, {e[i + 1]:g}]" for i in range(len(e) - 1)]
-    return [f"cluster {i} (mean {s[config['target']]['mean']:.1f})" for i, s in enumerate(config["label_stats"])]
+def label_names(edges, stats, target):
+    if edges is not None:
+        return [f"({edges[i]:g}, {edges[i + 1]:g}]" for i in range(len(edges) - 1)]
+    return [f"cluster {i} (mean {s[target]['mean']:.1f})" for i, s in enumerate(stats)]
 
 
 def class_weights(train_labels, n_labels):

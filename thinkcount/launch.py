@@ -28,6 +28,11 @@ def check_processes(train, device):
                         f"{n} CPU processes over gloo, or train.processes: 1.")
 
 
+def running_processes():
+    """Processes in this training run: torchrun's WORLD_SIZE, 1 outside it."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def check_precision(precision, device, model_type):
     """bf16/fp16 need a GPU; fp16 overflows in DeBERTa-v3 (model type deberta-v2), so it is refused there."""
     if precision in ("bf16", "fp16") and device == "cpu":

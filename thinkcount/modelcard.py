@@ -8,7 +8,8 @@ def without_timing(phase):
 
 
 def write_model_card(out_dir, name, method, settings, summary, label_config):
-    labels = label_config.get("label_names") or f"{label_config['scheme']} of {label_config['target']}"
+    labels = (list(label_config.label_names) if label_config.label_names
+              else f"{label_config.scheme} of {label_config.target}")
     lines = [
         f"# thinkcount model: {name}",
         "",

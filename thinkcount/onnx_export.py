@@ -81,6 +81,6 @@ def int8_agreement(folder, tokenizer, texts, config):
     """Kendall tau between the scores of the int8 and fp32 copies on texts (prepared as for the model)."""
     from scipy.stats import kendalltau
     from thinkcount.inference import interpret, predict_raw
-    scores = [interpret(predict_raw(OnnxModel(Path(folder) / name), tokenizer, texts, config["max_length"]),
+    scores = [interpret(predict_raw(OnnxModel(Path(folder) / name), tokenizer, texts, config.max_length),
                         config)["score"] for name in (FP32, INT8)]
     return float(kendalltau(*scores).statistic)

@@ -18,9 +18,10 @@ from transformers import AutoTokenizer
 
 from thinkcount import UserError
 from thinkcount.counting import prompt_text
-from thinkcount.features import prepare_text, saved_markers
+from thinkcount.features import prepare_text
 from thinkcount.inference import best_device, predict_raw, prediction_records
 from thinkcount.jsonl import read_json, read_jsonl
+from thinkcount.labelconfig import LabelConfig
 from thinkcount.models import ComplexityModel
 from thinkcount.onnx_export import FP32, INT8, OnnxModel
 
@@ -30,7 +31,7 @@ class Predictor:
 
     def __init__(self, model, tokenizer, config):
         self.model, self.tokenizer, self.config = model, tokenizer, config
-        self.markers = saved_markers(config)
+        self.markers = config.markers
 
     @classmethod
     def load(cls, folder, device=None, int8=False, backend="auto"):
@@ -57,7 +58,7 @@ class Predictor:
         else:
             model, tokenizer = ComplexityModel.load(folder)
             model = model.to(device)
-        return cls(model, tokenizer, read_json(folder / "label_config.json"))
+        return cls(model, tokenizer, LabelConfig.from_dict(read_json(folder / "label_config.json")))
 
     def predict(self, prompts, batch_size=64, progress=False):
         """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs."""
@@ -72,7 +73,7 @@ class Predictor:
         if not prompts:
             return []
         texts = [prepare_text(p, self.markers) for p in prompts]
-        raw = predict_raw(self.model, self.tokenizer, texts, self.config["max_length"], batch_size, progress=progress)
+        raw = predict_raw(self.model, self.tokenizer, texts, self.config.max_length, batch_size, progress=progress)
         return prediction_records(raw, self.config)
 
 

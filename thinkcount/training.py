@@ -1,5 +1,4 @@
 """One training entry point for every method, configured by the method's params."""
-import os
 import shutil
 from pathlib import Path
 
@@ -12,10 +11,10 @@ from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Traine
 
 from thinkcount import UserError
 from thinkcount.data import within_budget
-from thinkcount.features import prepare_text, saved_markers
+from thinkcount.features import prepare_text
 from thinkcount.inference import predict_raw
 from thinkcount.labels import class_weights
-from thinkcount.launch import check_precision, precision_flags, resolve_device
+from thinkcount.launch import check_precision, precision_flags, resolve_device, running_processes
 from thinkcount.models import build_model, resolve_source
 
 
@@ -90,14 +89,16 @@ class LiveLogger(TrainerCallback):
                                      value)
 
 
-def prepare_targets(labels, config, task):
-    """Training targets: regression labels are standardised (the scale is saved for inference)."""
+def target_scale(labels, task):
+    """Regression labels are standardised for training; the scale is saved for inference."""
+    return {"mean": float(labels.mean()), "std": float(labels.std()) or 1.0} if task == "regression" else None
+
+
+def training_targets(labels, task, scale):
     if task == "classification":
         return labels.astype(int)
     if task == "regression":
-        mean, std = float(labels.mean()), float(labels.std()) or 1.0
-        config["scale"] = {"mean": mean, "std": std}
-        return ((labels - mean) / std).astype(np.float32)
+        return ((labels - scale["mean"]) / scale["std"]).astype(np.float32)
     return labels.astype(np.float32)
 
 
@@ -105,28 +106,27 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
     """Train one method on `rows` (a frame with text, split, label); save the model to out_dir.
 
     Under torchrun each rank trains on its shard of every batch; all ranks return, rank 0 writes.
-    Returns (model, tokenizer, settings, history, label configuration with what inference needs)."""
+    Returns (model, tokenizer, settings, history, the LabelConfig completed with what inference needs)."""
     method = params["methods"][name]
     settings = scaled_for_processes(method_settings(params, name), params["train"]["batch_scaling"])
     seed, task = params["train"]["seed"], method["task"]
     train, val = train_val_rows(rows, settings, params["train"], name)
-    markers = saved_markers(label_config)
-    n_outputs = label_config["n_labels"] if task == "classification" else 1
+    markers = label_config.markers
+    n_outputs = label_config.n_labels if task == "classification" else 1
     source = resolve_source(settings["model"], settings["source"])
     model, tokenizer = build_model(source, n_outputs, method.get("head", "linear"),
                                    markers.tokens if markers else (), seed, settings["num_layers"])
     device = resolve_device(params["train"])
     check_precision(params["train"]["precision"], device, model.encoder.config.model_type)
-    label_config = dict(label_config)
-    y_train = prepare_targets(train["label"].to_numpy(), label_config, task)
+    scale = target_scale(train["label"].to_numpy(), task)
+    y_train = training_targets(train["label"].to_numpy(), task, scale)
     weights = None
     if method["loss"] == "weighted_ce":
         weights = torch.tensor(class_weights(y_train, n_outputs), dtype=torch.float32)
-        label_config["class_weights"] = weights.tolist()
     datasets = (EncodedDataset(tokenizer, [prepare_text(t, markers) for t in train["text"]], y_train,
                                settings["max_length"]),
                 EncodedDataset(tokenizer, [prepare_text(t, markers) for t in val["text"]],
-                               val_targets(val["label"].to_numpy(), label_config, task), settings["max_length"]))
+                               training_targets(val["label"].to_numpy(), task, scale), settings["max_length"]))
     checkpoints = Path(out_dir) / "checkpoints"
     history = []
     for phase, (trainable, lr, epochs) in enumerate(training_phases(method, settings)):
@@ -147,22 +147,18 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
     if trainer.is_world_process_zero():
         shutil.rmtree(checkpoints, ignore_errors=True)
     model.freeze(None)
-    if task == "ranking":
-        label_config["calibration"] = calibrate_scores(model, tokenizer, train, markers, settings["max_length"],
-                                                       params["train"]["eval_batch_size"])
-    label_config["max_length"] = settings["max_length"]
-    return model, tokenizer, settings, history, label_config
-
-
-def processes():
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    calibration = (calibrate_scores(model, tokenizer, train, markers, settings["max_length"],
+                                    params["train"]["eval_batch_size"]) if task == "ranking" else None)
+    trained = label_config.trained(max_length=settings["max_length"], scale=scale, calibration=calibration,
+                                   class_weights=None if weights is None else weights.tolist())
+    return model, tokenizer, settings, history, trained
 
 
 def scaled_for_processes(settings, batch_scaling):
     """With N processes, `fixed_global` keeps the global batch (and so results comparable with one
     process) by giving each process batch_size / N rows; `linear_lr` gives each process batch_size
     rows and multiplies the learning rate by N (the linear scaling rule)."""
-    n = processes()
+    n = running_processes()
     if n == 1:
         return settings
     if batch_scaling == "linear_lr":
@@ -191,10 +187,10 @@ def training_phases(method, settings):
             (method.get("trainable_layers"), settings["learning_rate"], max(settings["epochs"] - first, 0.1))]
 
 
-def sampling_strategy(task):
+def sampling_strategy(task, batches):
     # A pairwise loss compares the prompts within a batch: batches of similar length would only
     # compare near-identical prompts, so ranking draws random batches.
-    return "random" if task == "ranking" else "group_by_length"
+    return "group_by_length" if batches == "length_grouped" and task != "ranking" else "random"
 
 
 def make_trainer(model, tokenizer, datasets, loss, settings, train_params, device, task, schedule, checkpoints,
@@ -209,9 +205,10 @@ def make_trainer(model, tokenizer, datasets, loss, settings, train_params, devic
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, save_only_model=True,
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
         logging_strategy="steps", logging_steps=10, report_to="none", seed=train_params["seed"],
-        data_seed=train_params["seed"], disable_tqdm=not progress, train_sampling_strategy=sampling_strategy(task),
+        data_seed=train_params["seed"], disable_tqdm=not progress,
+        train_sampling_strategy=sampling_strategy(task, train_params["batches"]),
         dataloader_pin_memory=torch.cuda.is_available(), label_names=["labels"],
-        use_cpu=device == "cpu", ddp_backend="gloo" if device == "cpu" and processes() > 1 else None,
+        use_cpu=device == "cpu", ddp_backend="gloo" if device == "cpu" and running_processes() > 1 else None,
         **precision_flags(train_params["precision"], device),
     )
     trainer = Trainer(model=model, args=args, train_dataset=datasets[0], eval_dataset=datasets[1],
@@ -219,13 +216,6 @@ def make_trainer(model, tokenizer, datasets, loss, settings, train_params, devic
                       callbacks=[EarlyStoppingCallback(train_params["early_stopping_patience"])])
     trainer.loss_is_scaled_for_ga = False  # our losses are per-batch means
     return trainer
-
-
-def val_targets(labels, config, task):
-    """Val targets on the train targets' scale."""
-    if task == "regression":
-        return ((labels - config["scale"]["mean"]) / config["scale"]["std"]).astype(np.float32)
-    return labels.astype(int) if task == "classification" else labels.astype(np.float32)
 
 
 def calibrate_scores(model, tokenizer, train, markers, max_length, batch_size):
