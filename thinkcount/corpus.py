@@ -1,9 +1,9 @@
 """The embedded default corpus: Alpaca-like prompts with synthetic reasoning traces.
 
-Each prompt gets a hidden expected effort from what it asks (thinkcount/prompts.py). The trace's keyword count is drawn around that effort with
-heavy-tailed noise, so the prompt carries real but partial signal. The noise the
-real data had is reproduced: skipped thinking, degenerate "Wait" loops cut off at
-the token limit, long traces with few keywords, and refusals.
+Each prompt gets a hidden expected effort from what it asks (thinkcount/prompts.py). The trace's keyword
+count is drawn around that effort with heavy-tailed noise, so the prompt carries real but partial signal.
+The noise the real data had is reproduced: skipped thinking, degenerate "Wait" loops cut off at the token
+limit, long traces with few keywords, and refusals.
 """
 import math
 import re
@@ -124,7 +124,8 @@ def generate(n, seed, workers=8):
         for sample_id in range(size):
             instruction, input_text, kind, effort = make_prompt(rng)
             if rng.random() < 0.01:
-                instruction, input_text, kind, effort = REFUSAL_PROMPTS[rng.integers(len(REFUSAL_PROMPTS))], "", "refusal", -1.5
+                refusal = REFUSAL_PROMPTS[rng.integers(len(REFUSAL_PROMPTS))]
+                instruction, input_text, kind, effort = refusal, "", "refusal", -1.5
             content, expected = make_trace(rng, effort, kind == "refusal")
             if content.startswith(THINK_OPEN) and trace_format.random() < NO_OPEN_TAG_SHARE:
                 content = content.removeprefix(THINK_OPEN + "\n")  # R1-style: the template opened the block

@@ -167,7 +167,8 @@ def write(rng):
     opener = pick(rng, ("Write", "Generate", "Create", "Compose", "Come up with", "Draft", "Give me"))
     subject = pick(rng, (f"about {t}", f"for {article(pick(rng, JOBS))}",
                          f"for a company that helps businesses {' '.join(pick(rng, w) for w in BUSINESS)}",
-                         f"about {article(pick(rng, ADJECTIVES))} {pick(rng, NOUNS)}", f"set in {pick(rng, COUNTRIES)}"))
+                         f"about {article(pick(rng, ADJECTIVES))} {pick(rng, NOUNS)}",
+                         f"set in {pick(rng, COUNTRIES)}"))
     text = f"{opener} {article(pick(rng, TONES))} {form} {subject}."
     load = FORMS[form]
     rules = picks(rng, (("Include the words '{}' and '{}'.", 0.3), ("Every line must rhyme.", 0.35),
@@ -202,8 +203,10 @@ def math_problem(rng):
     steps = 1 + count(rng, [0.25, 0.25, 0.2, 0.15, 0.1, 0.05])
     start = int(rng.integers(5, 300))
     moves = [pick(rng, (f"buys {rng.integers(2, 60)} more", f"gives {rng.integers(1, 5)} to {other}",
-                        f"sells {rng.integers(1, 30)} of them", "doubles the number", f"loses a {pick(rng, ('third', 'quarter', 'half'))} of them",
-                        f"receives {rng.integers(2, 40)} from {other}", f"packs them into bags of {rng.integers(2, 9)}"))
+                        f"sells {rng.integers(1, 30)} of them", "doubles the number",
+                        f"loses a {pick(rng, ('third', 'quarter', 'half'))} of them",
+                        f"receives {rng.integers(2, 40)} from {other}",
+                        f"packs them into bags of {rng.integers(2, 9)}"))
              for _ in range(steps - 1)]
     style = int(rng.integers(4))
     if style == 0:
@@ -226,7 +229,8 @@ def math_problem(rng):
         steps = min(steps, 3)
     if rng.random() < 0.25:
         numbers = ", ".join(str(int(x)) for x in rng.integers(1, 1000, int(rng.integers(5, 16))))
-        return Ask(pick(rng, (f"Find the median and the range of these {item} counts.", f"Sort the {item} counts below and give their sum.",
+        return Ask(pick(rng, (f"Find the median and the range of these {item} counts.",
+                              f"Sort the {item} counts below and give their sum.",
                               f"Identify the outliers in the daily {item} sales below.")), numbers, 0.3 + 0.1 * steps)
     return Ask(text, "", 0.22 * (steps - 1))
 
@@ -235,7 +239,8 @@ def code(rng):
     lang, task = pick(rng, LANGS), pick(rng, CODE_TASKS)
     if rng.random() < 0.45:
         snippet = pick(rng, SNIPPETS)
-        opener = pick(rng, (f"Find and fix the bug in this code that {task}", f"Explain what the code below does and whether it {task}",
+        opener = pick(rng, (f"Find and fix the bug in this code that {task}",
+                            f"Explain what the code below does and whether it {task}",
                             f"What does this code do? Explain it to {pick(rng, AUDIENCES)}",
                             f"Rewrite the following code to be more readable, in {lang}",
                             f"Identify the error in the given code; it should {task.replace('s ', ' ', 1)}",
@@ -253,7 +258,8 @@ def listing(rng):
     t, k = pick(rng, TOPICS + NOUNS), int(rng.integers(3, 13))
     text = pick(rng, (f"List {k} facts about {t}.", f"Name {k} things associated with {t}.",
                       f"Give {k} examples of {t} in everyday life.", f"Generate a list of {k} ideas related to {t}.",
-                      f"Provide {k} tips for {article(pick(rng, JOBS))}.", f"Suggest {k} names for a {pick(rng, NOUNS)} shop.",
+                      f"Provide {k} tips for {article(pick(rng, JOBS))}.",
+                      f"Suggest {k} names for a {pick(rng, NOUNS)} shop.",
                       f"Brainstorm {k} uses for {article(pick(rng, NOUNS))}.", f"What are {k} benefits of {t}?",
                       f"Identify {k} skills that {article(pick(rng, JOBS))} needs.",
                       f"Come up with {k} questions to ask {article(pick(rng, JOBS))}."))
@@ -266,8 +272,10 @@ def listing(rng):
         load += weight
     if rng.random() < 0.2:
         about = pick(rng, TOPICS)
-        return Ask(pick(rng, (f"List all the nouns in the text below about {about}.", f"Name every place mentioned in the passage on {about}.",
-                              f"Identify the verbs in the following text about {about}.")), passage(rng, about, int(rng.integers(1, 5))), load)
+        return Ask(pick(rng, (f"List all the nouns in the text below about {about}.",
+                              f"Name every place mentioned in the passage on {about}.",
+                              f"Identify the verbs in the following text about {about}.")),
+                   passage(rng, about, int(rng.integers(1, 5))), load)
     return Ask(text, "", load)
 
 
@@ -293,8 +301,10 @@ def classify(rng):
     words = picks(rng, pool, n)
     load = base + 0.08 * n
     if rng.random() < 0.7:
-        text = pick(rng, (f"Classify each of the {n} words below as {labels}.", f"Categorize the following {n} words: {labels}?",
-                          f"Label each item in the list of {n} as {labels}.", f"Sort these {n} words into groups: {labels}."))
+        text = pick(rng, (f"Classify each of the {n} words below as {labels}.",
+                          f"Categorize the following {n} words: {labels}?",
+                          f"Label each item in the list of {n} as {labels}.",
+                          f"Sort these {n} words into groups: {labels}."))
         ask = Ask(text, ", ".join(words), load)
     else:
         text = pick(rng, (f"Is '{words[0]}' {labels}?", f"Determine whether '{words[0]}' is {labels}."))
@@ -306,8 +316,10 @@ def classify(rng):
 
 def summarize(rng):
     t, n = pick(rng, TOPICS), int(rng.integers(3, 15))
-    text = pick(rng, (f"Summarize the following article about {t}.", f"Write a summary of the text below in {rng.integers(2, 6)} sentences.",
-                      f"Give a one paragraph summary of this passage on {t}.", f"What are the main points of the text on {t}?",
+    text = pick(rng, (f"Summarize the following article about {t}.",
+                      f"Write a summary of the text below in {rng.integers(2, 6)} sentences.",
+                      f"Give a one paragraph summary of this passage on {t}.",
+                      f"What are the main points of the text on {t}?",
                       f"Extract the key arguments from the article below about {t}.",
                       f"Analyze the passage below and identify its main claim about {t}.",
                       f"Read the text and summarize it for {pick(rng, AUDIENCES)}."))
@@ -330,21 +342,28 @@ def compare(rng):
 
 def factual(rng):
     country, t = pick(rng, COUNTRIES), pick(rng, TOPICS)
-    text = pick(rng, (f"What is the capital of {country}?", f"Who first studied {t}?", f"When did {t} become widely known?",
+    text = pick(rng, (f"What is the capital of {country}?", f"Who first studied {t}?",
+                      f"When did {t} become widely known?",
                       f"Name the official language of {country}.", f"What currency is used in {country}?",
                       f"Define the word '{pick(rng, NOUNS)}'.", f"Give a synonym for '{pick(rng, ADJECTIVES)}'.",
                       f"What is the opposite of '{pick(rng, ADJECTIVES)}'?", f"Suggest a title for a book about {t}.",
-                      f"Tell me one fun fact about {country}.", f"Generate a sentence using the verb '{pick(rng, VERBS)}'."))
+                      f"Tell me one fun fact about {country}.",
+                      f"Generate a sentence using the verb '{pick(rng, VERBS)}'."))
     return Ask(text, "", 0.0)
 
 
 def plan(rng):
     days, people = int(rng.integers(1, 8)), int(rng.integers(1, 9))
-    text = pick(rng, (f"Plan a {days}-day trip to {pick(rng, COUNTRIES)}.", f"Create a weekly study plan for {pick(rng, TOPICS)}.",
-                      f"Design a menu for a dinner party of {people}.", f"Suggest a training schedule for {article(pick(rng, JOBS))}.",
-                      f"Make a budget for a family of {people}.", f"Propose a project plan to launch a {pick(rng, NOUNS)} app.",
-                      f"Develop a marketing strategy for a company that wants to {' '.join(pick(rng, w) for w in BUSINESS)}."))
-    limits = picks(rng, ("Keep the total cost under {} dollars.", "One person is vegetarian.", "Avoid travel on weekends.",
+    text = pick(rng, (f"Plan a {days}-day trip to {pick(rng, COUNTRIES)}.",
+                      f"Create a weekly study plan for {pick(rng, TOPICS)}.",
+                      f"Design a menu for a dinner party of {people}.",
+                      f"Suggest a training schedule for {article(pick(rng, JOBS))}.",
+                      f"Make a budget for a family of {people}.",
+                      f"Propose a project plan to launch a {pick(rng, NOUNS)} app.",
+                      "Develop a marketing strategy for a company that wants to "
+                      f"{' '.join(pick(rng, w) for w in BUSINESS)}."))
+    limits = picks(rng, ("Keep the total cost under {} dollars.", "One person is vegetarian.",
+                         "Avoid travel on weekends.",
                          "Everything must fit in {} hours a week.", "Include a backup option for each step.",
                          "Two people cannot attend on Mondays."), count(rng, [0.35, 0.3, 0.2, 0.15]))
     for limit in limits:
@@ -410,7 +429,8 @@ def make_prompt(rng):
         load += weight
     conditions = count(rng, [0.8, 0.15, 0.05]) if kind != "puzzle" else 0
     for condition in picks(rng, CONDITIONS, conditions):
-        instruction += " " + condition.format(t=pick(rng, TOPICS), j=article(pick(rng, JOBS)), n=int(rng.integers(1, 90)) * 100)
+        instruction += " " + condition.format(t=pick(rng, TOPICS), j=article(pick(rng, JOBS)),
+                                              n=int(rng.integers(1, 90)) * 100)
     words = len(prompt_text(instruction, ask.input).split())
     effort = EFFORT_SHIFT + EFFORT_GAIN * (offset + load + 0.3 * questions + 0.3 * conditions
                                           + 0.1 * math.log(max(words, 3) / 15))
