@@ -7,7 +7,8 @@ METRICS_ROOT is a run's metrics/ folder (headlines in methods/, details in eval/
 its metrics are missing, it has no floor, its tau is undefined (constant scores), or a floored metric
 is below its floor minus the tolerance or below the no-skill line: two standard errors above chance
 for the run's number of test prompts, so a model with no skill fails whatever its floor. Methods poor
-by design (listed under by_design with the reason) are gated on what they are for instead.
+by design (listed under by_design with the reason) are gated on the metrics named there instead: native
+metrics (eval paths such as native.accuracy), or one of the ranking metrics, which keeps its no-skill line.
 `dvc metrics diff` exits 0 in all these cases, so it cannot be the gate.
 """
 import json
@@ -67,8 +68,8 @@ def check_method(name, metrics, floors):
         return [f"{name}: tau undefined (constant scores)"]
     failures = []
     for key, floor in floors["floors"][name].items():
-        value = lookup(metrics["headline"], key) if key in RANKING_METRICS else lookup(metrics["eval"], key)
-        line = floors["no_skill"].get(key) if name not in floors.get("by_design", {}) else None
+        value = metric(metrics, key)
+        line = floors["no_skill"].get(key)
         bound = max(floor - floors["tolerance"], line if line is not None else -math.inf)
         if not isinstance(value, (int, float)):
             failures.append(f"{name}: {key} missing")
@@ -76,6 +77,11 @@ def check_method(name, metrics, floors):
             why = "the no-skill line" if line is not None and bound == line else f"floor {floor:.3f} - tolerance"
             failures.append(f"{name}: {key} {value:.3f} < {bound:.3f} ({why})")
     return failures
+
+
+def metric(metrics, key):
+    """A ranking metric from the headline, anything else by its path in the evaluation details."""
+    return lookup(metrics["headline"], key) if key in RANKING_METRICS else lookup(metrics["eval"], key)
 
 
 def regenerate(root, floors_path):
@@ -89,7 +95,7 @@ def regenerate(root, floors_path):
     floors = {}
     for name, metrics in run.items():
         if name in by_design:
-            floors[name] = {key: round(lookup(metrics["eval"], key), 3) for key in by_design[name]["metrics"]}
+            floors[name] = {key: round(metric(metrics, key), 3) for key in by_design[name]["metrics"]}
             continue
         floors[name] = {key: round(metrics["headline"][key], 3) for key in RANKING_METRICS}
         below = [k for k in RANKING_METRICS if floors[name][k] < lines[k]]

@@ -94,7 +94,7 @@ def markdown(found, rows):
 
 
 def summary(out="reports/seed_sweep.md"):
-    show = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True,
+    show = json.loads(subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], check=True, capture_output=True,
                                      text=True).stdout)
     found = runs(show)
     if len(found) < 2:
