@@ -17,6 +17,7 @@ SHOW = [
         {"revs": [{"rev": "e1", "name": "seeds-1", "data": entry(1, {"a": 0.44, "b": None})}]},
         {"revs": [{"rev": "e2", "name": "seeds-2", "data": entry(2, {"a": 0.36, "b": 0.20})}]},
         {"revs": [{"rev": "e3", "name": "other", "data": entry(7, {"a": 0.99, "b": 0.99})}]},
+        {"revs": [{"rev": "e4", "name": "seeds-3", "data": entry(3, {})}]},  # queued: no metrics yet
     ]},
 ]
 

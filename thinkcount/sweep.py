@@ -43,8 +43,8 @@ def get(params, dotted):
 
 
 def runs(show):
-    """[(name, (data, split, train seeds), {method: tau or None})] for the workspace and each sweep experiment,
-    read from `dvc exp show --json`."""
+    """[(name, (data, split, train seeds), {method: tau or None})] for the workspace and each finished sweep
+    experiment (one still queued or running has no headline metrics yet), read from `dvc exp show --json`."""
     found = []
     for entry in show:
         if entry["rev"] == "workspace":
@@ -53,7 +53,8 @@ def runs(show):
             for rev in experiment.get("revs") or []:
                 if (rev.get("name") or "").startswith(PREFIX) and rev.get("data"):
                     found.append((rev["name"], rev["data"]))
-    return [(name, seeds_of(data["params"]), taus(data["metrics"])) for name, data in found]
+    return [(name, seeds_of(data["params"]), taus(data.get("metrics") or {})) for name, data in found
+            if taus(data.get("metrics") or {})]
 
 
 def taus(metrics):
