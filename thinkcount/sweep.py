@@ -44,12 +44,15 @@ def get(params, dotted):
 
 def runs(show):
     """[(name, (data, split, train seeds), {method: tau or None})] for the workspace and each finished sweep
-    experiment (one still queued or running has no headline metrics yet), read from `dvc exp show --json`."""
+    experiment, read from `dvc exp show --json`. One still queued or running is left out: its workspace
+    holds the baseline's metrics until its own stages overwrite them."""
     found = []
     for entry in show:
         if entry["rev"] == "workspace":
             found.append(("workspace", entry["data"]))
         for experiment in entry.get("experiments") or []:
+            if (experiment.get("executor") or {}).get("state", "success") != "success":
+                continue
             for rev in experiment.get("revs") or []:
                 if (rev.get("name") or "").startswith(PREFIX) and rev.get("data"):
                     found.append((rev["name"], rev["data"]))
