@@ -97,7 +97,7 @@ def regenerate(root, floors_path):
         if name in by_design:
             floors[name] = {key: round(metric(metrics, key), 3) for key in by_design[name]["metrics"]}
             continue
-        floors[name] = {key: round(metrics["headline"][key], 3) for key in RANKING_METRICS}
+        floors[name] = {key: round(metric(metrics, key), 3) for key in RANKING_METRICS}
         below = [k for k in RANKING_METRICS if floors[name][k] < lines[k]]
         if below:
             raise SystemExit(f"gate: {name} has {', '.join(f'{k} {floors[name][k]}' for k in below)}, below the "

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from thinkcount import UserError
+from thinkcount.gate import lookup
 
 SEED_KEYS = ("data.seed", "split.seed", "train.seed")
 PREFIX = "seeds-"
@@ -33,13 +34,7 @@ def run(seeds):
 
 def seeds_of(params):
     values = params["params.yaml"]["data"]
-    return tuple(get(values, key) for key in SEED_KEYS)
-
-
-def get(params, dotted):
-    for part in dotted.split("."):
-        params = params[part]
-    return params
+    return tuple(lookup(values, key) for key in SEED_KEYS)
 
 
 def runs(show):
@@ -106,10 +101,11 @@ def summary(out="reports/seed_sweep.md"):
     rows = summarise(found)
     header = (f"Kendall tau per seed set (data.seed/split.seed/train.seed), {len(found)} runs; "
               "from `python -m thinkcount.sweep summary`.\n\n")
-    Path(out).write_text(header + markdown(found, rows))
+    text = header + markdown(found, rows)
+    Path(out).write_text(text)
     Path(out).with_suffix(".json").write_text(json.dumps({"runs": [[n, list(s)] for n, s, _ in found],
                                                           "methods": rows}, indent=2) + "\n")
-    print(header + markdown(found, rows))
+    print(text)
 
 
 def main(argv):
