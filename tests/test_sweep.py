@@ -1,7 +1,7 @@
 """The seed sweep's summary, on a hand-made `dvc exp show --json`."""
 import pytest
 
-from thinkcount.sweep import markdown, queue_command, runs, summarise
+from thinkcount.sweep import differences, differences_markdown, markdown, queue_command, runs, summarise
 
 
 def entry(seed, taus):
@@ -39,6 +39,15 @@ def test_summary_is_mean_and_spread_over_defined_taus():
     table = markdown(runs(SHOW)[:3], summarise(runs(SHOW)[:3]))
     assert table.index("| a |") < table.index("| b |")
     assert "| b | 0.300 | undefined | 0.200 | 0.250 |" in table
+
+
+def test_differences_to_the_reference_are_paired_within_a_run():
+    found = runs(SHOW)[:3]
+    (a,) = differences(found, reference="b")
+    assert a["method"] == "a" and a["diffs"][1] is None  # b undefined in seeds-1: no difference, not 0.44
+    assert a["diffs"][0] == pytest.approx(0.10) and a["diffs"][2] == pytest.approx(0.16)
+    assert a["mean"] == pytest.approx(0.13) and (a["ahead"], a["n"]) == (2, 2)
+    assert "| a | +0.100 | undefined | +0.160 | +0.130 | 2 of 2 |" in differences_markdown(found, [a], "b")
 
 
 def test_each_seed_set_is_one_named_queued_experiment():

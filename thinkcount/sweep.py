@@ -19,6 +19,7 @@ from thinkcount.gate import lookup
 SEED_KEYS = ("data.seed", "split.seed", "train.seed")
 PREFIX = "seeds-"
 HEADLINE = "metrics/methods/"
+REFERENCE = "b_tfidf"  # TF-IDF on the methods' own rows, the strongest baseline: does a lead over it survive a new seed?
 
 
 def queue_command(seed):
@@ -78,8 +79,25 @@ def summarise(found):
     return sorted(rows, key=lambda r: -np.inf if r["mean"] is None else -r["mean"])
 
 
+def differences(found, reference=REFERENCE):
+    """Per method: tau minus the reference's tau in each run (None where either is undefined), their mean and
+    in how many runs the method was ahead."""
+    rows = []
+    for method in sorted({m for _, _, t in found for m in t} - {reference}):
+        diffs = [None if t.get(method) is None or t.get(reference) is None else t[method] - t[reference]
+                 for _, _, t in found]
+        defined = [d for d in diffs if d is not None]
+        rows.append({"method": method, "diffs": diffs, "n": len(defined),
+                     "mean": float(np.mean(defined)) if defined else None, "ahead": sum(d > 0 for d in defined)})
+    return sorted(rows, key=lambda r: -np.inf if r["mean"] is None else -r["mean"])
+
+
 def fmt(value):
     return "undefined" if value is None else f"{value:.3f}"
+
+
+def signed(value):
+    return "undefined" if value is None else f"{value:+.3f}"
 
 
 def markdown(found, rows):
@@ -92,19 +110,30 @@ def markdown(found, rows):
     return "\n".join(lines) + "\n"
 
 
+def differences_markdown(found, diffs, reference=REFERENCE):
+    lines = [f"Tau minus {reference}'s in the same run, and in how many runs the method was ahead:", "",
+             "| method | " + " | ".join(name for name, _, _ in found) + " | mean | ahead |",
+             "|---|" + "---|" * (len(found) + 2)]
+    for r in diffs:
+        lines.append(f"| {r['method']} | " + " | ".join(signed(d) for d in r["diffs"])
+                     + f" | {signed(r['mean'])} | {r['ahead']} of {r['n']} |")
+    return "\n".join(lines) + "\n"
+
+
 def summary(out="reports/seed_sweep.md"):
     show = json.loads(subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], check=True, capture_output=True,
                                      text=True).stdout)
     found = runs(show)
     if len(found) < 2:
         raise UserError("no sweep experiments found; run `python -m thinkcount.sweep run 1 2` first.")
-    rows = summarise(found)
+    rows, diffs = summarise(found), differences(found)
     header = (f"Kendall tau per seed set (data.seed/split.seed/train.seed), {len(found)} runs; "
               "from `python -m thinkcount.sweep summary`.\n\n")
-    text = header + markdown(found, rows)
+    text = header + markdown(found, rows) + "\n" + differences_markdown(found, diffs)
     Path(out).write_text(text)
     Path(out).with_suffix(".json").write_text(json.dumps({"runs": [[n, list(s)] for n, s, _ in found],
-                                                          "methods": rows}, indent=2) + "\n")
+                                                          "methods": rows, "vs_" + REFERENCE: diffs},
+                                                         indent=2) + "\n")
     print(text)
 
 
