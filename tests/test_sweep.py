@@ -14,12 +14,16 @@ def entry(seed, taus):
 SHOW = [
     {"rev": "workspace", "data": entry(42, {"a": 0.40, "b": 0.30}), "experiments": None},
     {"rev": "abc", "data": entry(42, {"a": 0.40, "b": 0.30}), "experiments": [
-        {"revs": [{"rev": "e1", "name": "seeds-1", "data": entry(1, {"a": 0.44, "b": None})}]},
         {"revs": [{"rev": "e2", "name": "seeds-2", "data": entry(2, {"a": 0.36, "b": 0.20})}]},
+        {"revs": [{"rev": "e1", "name": "seeds-1", "data": entry(1, {"a": 0.44, "b": None})}]},
         {"revs": [{"rev": "e3", "name": "other", "data": entry(7, {"a": 0.99, "b": 0.99})}]},
         {"revs": [{"rev": "e4", "name": "seeds-3", "data": entry(3, {})}]},  # no headline metrics
         {"executor": {"state": "running"}, "revs": [{"rev": "e5", "name": "seeds-4", "data": entry(4, {"a": 0.4})}]},
         {"executor": {"state": "success"}, "revs": [{"rev": "e6", "name": "seeds-5", "data": entry(5, {"a": 0.4})}]},
+        {"revs": [{"rev": "e7", "name": "seeds-10", "data": entry(10, {"a": 0.4})}]},
+    ]},
+    {"rev": "older", "data": entry(42, {"a": 0.1}), "experiments": [  # seeds-1 run again on the older commit
+        {"revs": [{"rev": "e8", "name": "seeds-1", "data": entry(1, {"a": 0.11, "b": 0.11})}]},
     ]},
 ]
 
@@ -27,7 +31,9 @@ SHOW = [
 def test_runs_are_the_workspace_and_the_sweep_experiments_only():
     found = runs(SHOW)
     assert [(name, seeds) for name, seeds, _ in found] == [("workspace", (42, 42, 42)), ("seeds-1", (1, 1, 1)),
-                                                           ("seeds-2", (2, 2, 2)), ("seeds-5", (5, 5, 5))]
+                                                           ("seeds-2", (2, 2, 2)), ("seeds-5", (5, 5, 5)),
+                                                           ("seeds-10", (10, 10, 10))]
+    assert found[1][2] == {"a": 0.44, "b": None}  # the newest commit's seeds-1, counted once
 
 
 def test_summary_is_mean_and_spread_over_defined_taus():

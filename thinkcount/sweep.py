@@ -39,21 +39,23 @@ def seeds_of(params):
 
 
 def runs(show):
-    """[(name, (data, split, train seeds), {method: tau or None})] for the workspace and each finished sweep
-    experiment, read from `dvc exp show --json`. One still queued or running is left out: its workspace
-    holds the baseline's metrics until its own stages overwrite them."""
-    found = []
+    """[(name, (data, split, train seeds), {method: tau or None})] for the workspace and then each finished
+    sweep experiment by name, read from `dvc exp show --json --all-commits` (newest commit first, so a seed set
+    rerun on a newer commit counts once, with its newest run). One still queued or running is left out: its
+    workspace holds the baseline's metrics until its own stages overwrite them."""
+    found = {}
     for entry in show:
         if entry["rev"] == "workspace":
-            found.append(("workspace", entry["data"]))
+            found["workspace"] = entry["data"]
         for experiment in entry.get("experiments") or []:
             if (experiment.get("executor") or {}).get("state", "success") != "success":
                 continue
             for rev in experiment.get("revs") or []:
                 if (rev.get("name") or "").startswith(PREFIX) and rev.get("data"):
-                    found.append((rev["name"], rev["data"]))
-    return [(name, seeds_of(data["params"]), taus(data.get("metrics") or {})) for name, data in found
-            if taus(data.get("metrics") or {})]
+                    found.setdefault(rev["name"], rev["data"])
+    order = sorted(found, key=lambda name: (name != "workspace", len(name), name))
+    return [(name, seeds_of(found[name]["params"]), taus(found[name].get("metrics") or {})) for name in order
+            if taus(found[name].get("metrics") or {})]
 
 
 def taus(metrics):
