@@ -19,7 +19,8 @@ from thinkcount.gate import lookup
 SEED_KEYS = ("data.seed", "split.seed", "train.seed")
 PREFIX = "seeds-"
 HEADLINE = "metrics/methods/"
-REFERENCE = "b_tfidf"  # TF-IDF on the methods' own rows, the strongest baseline: does a lead over it survive a new seed?
+# TF-IDF on the methods' own rows, the strongest baseline: does a method's lead over it survive a new seed?
+REFERENCE = "b_tfidf"
 
 
 def queue_command(seed):
@@ -40,9 +41,9 @@ def seeds_of(params):
 
 def runs(show):
     """[(name, (data, split, train seeds), {method: tau or None})] for the workspace and then each finished
-    sweep experiment by name, read from `dvc exp show --json --all-commits` (newest commit first, so a seed set
-    rerun on a newer commit counts once, with its newest run). One still queued or running is left out: its
-    workspace holds the baseline's metrics until its own stages overwrite them."""
+    sweep experiment in order of its seeds, read from `dvc exp show --json --all-commits` (newest commit
+    first, so a seed set rerun on a newer commit counts once, with its newest run). One still queued or
+    running is left out: its workspace holds the baseline's metrics until its own stages overwrite them."""
     found = {}
     for entry in show:
         if entry["rev"] == "workspace":
@@ -53,9 +54,8 @@ def runs(show):
             for rev in experiment.get("revs") or []:
                 if (rev.get("name") or "").startswith(PREFIX) and rev.get("data"):
                     found.setdefault(rev["name"], rev["data"])
-    order = sorted(found, key=lambda name: (name != "workspace", len(name), name))
-    return [(name, seeds_of(found[name]["params"]), taus(found[name].get("metrics") or {})) for name in order
-            if taus(found[name].get("metrics") or {})]
+    read = [(name, seeds_of(data["params"]), taus(data.get("metrics") or {})) for name, data in found.items()]
+    return sorted([run for run in read if run[2]], key=lambda run: (run[0] != "workspace", run[1]))
 
 
 def taus(metrics):
