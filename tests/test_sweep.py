@@ -1,7 +1,7 @@
 """The seed sweep's summary, on a hand-made `dvc exp show --json`."""
 import pytest
 
-from thinkcount.sweep import differences, differences_markdown, markdown, queue_command, runs, summarise
+from thinkcount.sweep import best_first, differences, differences_markdown, markdown, queue_command, runs, summarise
 
 
 def entry(seed, taus):
@@ -45,6 +45,11 @@ def test_summary_is_mean_and_spread_over_defined_taus():
     table = markdown(runs(SHOW)[:3], summarise(runs(SHOW)[:3]))
     assert table.index("| a |") < table.index("| b |")
     assert "| b | 0.300 | undefined | 0.200 | 0.250 |" in table
+
+
+def test_an_undefined_mean_sorts_last():
+    rows = [{"method": "x", "mean": 0.3}, {"method": "y", "mean": None}, {"method": "z", "mean": 0.5}]
+    assert [r["method"] for r in best_first(rows)] == ["z", "x", "y"]
 
 
 def test_differences_to_the_reference_are_paired_within_a_run():

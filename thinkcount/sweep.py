@@ -78,7 +78,12 @@ def summarise(found):
                      "sd": float(defined.std(ddof=1)) if len(defined) > 1 else None,
                      "min": float(defined.min()) if len(defined) else None,
                      "max": float(defined.max()) if len(defined) else None})
-    return sorted(rows, key=lambda r: -np.inf if r["mean"] is None else -r["mean"])
+    return best_first(rows)
+
+
+def best_first(rows):
+    """Highest mean first; an undefined mean (no defined tau) last, as in the comparison."""
+    return sorted(rows, key=lambda r: (r["mean"] is None, -(r["mean"] or 0)))
 
 
 def differences(found, reference=REFERENCE):
@@ -91,7 +96,7 @@ def differences(found, reference=REFERENCE):
         defined = [d for d in diffs if d is not None]
         rows.append({"method": method, "diffs": diffs, "n": len(defined),
                      "mean": float(np.mean(defined)) if defined else None, "ahead": sum(d > 0 for d in defined)})
-    return sorted(rows, key=lambda r: -np.inf if r["mean"] is None else -r["mean"])
+    return best_first(rows)
 
 
 def fmt(value):
