@@ -12,7 +12,7 @@ import numpy as np
 
 from thinkcount import UserError
 from thinkcount.counting import THINK_OPEN
-from thinkcount.jsonl import Problems, read_json_values
+from thinkcount.jsonl import READ_PROBLEM, Problems, case_variant, read_json_values
 from thinkcount.prompts import make_prompt
 
 TOPICS = [
@@ -257,7 +257,7 @@ def validate_records(path):
         seen.add(key)
         records.append({"worker_id": key[0], "sample_id": key[1], "instruction": obj["instruction"],
                         "input": obj.get("input") or "", "content": obj["content"]})
-    rows += sum(problems.by_reason.get(r, {}).get("count", 0) for r in ("malformed_json", "invalid_utf8"))
+    rows += sum(problems.by_reason.get(r, {}).get("count", 0) for r in READ_PROBLEM)
     if not records:
         detail = f" ({problems.summary()})" if problems.total else ""
         raise UserError(f"{path}: no valid records{detail}.")
@@ -271,9 +271,15 @@ def normalise_id(value, notes):
     return value
 
 
+FIELDS = ("worker_id", "sample_id", "instruction", "input", "content")
+
+
 def record_problem(obj):
     if not isinstance(obj, dict):
         return "not_a_json_object"
+    variant = case_variant(obj, FIELDS)
+    if variant:
+        return f"case_variant_key_{variant}"
     for field in REQUIRED_TEXT:
         if field not in obj or obj[field] is None:
             return f"missing_{field}"

@@ -1,14 +1,29 @@
-"""JSON reading and writing that accounts for every bad record instead of crashing or dropping it."""
+"""JSON reading and writing that accounts for every bad record instead of crashing or dropping it.
+
+Every reader splits records at any line break (\\n, \\r\\n or a lone \\r), reads UTF-8 strictly (a byte-order
+mark is allowed) and refuses text holding a lone surrogate, which no UTF-8 file can encode; every writer
+writes a temporary file beside its target and renames it, so a reader never sees half a file."""
 import bisect
-import codecs
+import contextlib
 import gzip
+import io
 import json
+import os
 import re
+from array import array
 from pathlib import Path
 
 from thinkcount import UserError
 
 MAX_LINES_SHOWN = 5
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# A byte that is not UTF-8, as the surrogateescape error handler decodes it (strict UTF-8 never yields these).
+ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+SURROGATE = re.compile("[\ud800-\udfff]")
+WHITESPACE = re.compile(r"[ \t\r\n]*")
+# Where a record may start after a broken one: { or [ at the start of a line (indented inside an array).
+RECORD_START = re.compile(r"(?<=[\r\n])[{\[]")
+ELEMENT_START = re.compile(r"(?<=[\r\n])[ \t]*\{")
 
 
 class Problems:
@@ -31,76 +46,135 @@ class Problems:
         return "; ".join(f"{r}: {e['count']} (lines {e['lines']})" for r, e in self.by_reason.items())
 
 
-def read_jsonl(path, problems=None):
-    """Yield (line_no, object) for each line that parses as a JSON object; count the others."""
+def has_lone_surrogate(value):
+    """Whether any string in a parsed JSON value (keys included) holds a lone surrogate such as "\\ud800"."""
+    if isinstance(value, str):
+        return SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_lone_surrogate(v) for v in value)
+    return False
+
+
+READ_PROBLEM = {"invalid_utf8": "not valid UTF-8", "lone_surrogate": "holds a lone surrogate (\\ud800-\\udfff)",
+                "malformed_json": "not a JSON object"}
+
+
+def case_variant(obj, fields):
+    """The first key that differs from one of fields only by case (`Input` for `input`), or None.
+
+    One rule for every reader: such a record is refused and counted, never read under a guessed key."""
+    lower = {f.lower(): f for f in fields}
+    return next((k for k in obj if isinstance(k, str) and k not in fields and k.lower() in lower), None)
+
+
+def text_lines(path):
+    """Yield (line_no, line) of a text file, gzipped when it ends in .gz, read as a stream: any line break
+    ends a line; a byte that is not UTF-8 comes back as a surrogate escape for line_problem to find."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; name a .jsonl or .jsonl.gz file.")
     if not path.is_file():
         raise UserError(f"{path}: no such file.")
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                obj = None
-            if not isinstance(obj, dict):
-                if problems is None:
-                    raise UserError(f"{path}, line {line_no}: not a JSON object.")
-                problems.add("malformed_json", line_no)
-                continue
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape",
+                                                         newline=None) as lines:
+            yield from enumerate(lines, start=1)
+    except (OSError, EOFError) as e:
+        raise UserError(f"{path}: not a readable {'gzip ' if path.suffix == '.gz' else ''}file ({e}).") from None
+
+
+def parse_line(line):
+    """(reason, object): the JSON object on one line, or why it is refused."""
+    if ESCAPED_BYTE.search(line):
+        return "invalid_utf8", None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        return "malformed_json", None
+    if not isinstance(obj, dict):
+        return "malformed_json", None
+    return ("lone_surrogate", None) if has_lone_surrogate(obj) else (None, obj)
+
+
+def read_jsonl(path, problems=None):
+    """Yield (line_no, object) for each line that is a JSON object. A bad line is counted in problems,
+    or without problems stops the read with one sentence naming its line."""
+    for line_no, line in text_lines(path):
+        if not line.strip():
+            continue
+        reason, obj = parse_line(line)
+        if reason is None:
             yield line_no, obj
+        elif problems is None:
+            raise UserError(f"{path}, line {line_no}: {READ_PROBLEM[reason]}.")
+        else:
+            problems.add(reason, line_no)
 
 
-WHITESPACE = re.compile(r"\s*")
-RECORD_START = re.compile(r"^[{\[]", re.MULTILINE)  # where a top-level value may start after a broken one
+class LineIndex:
+    """Line numbers of positions in a text whose lines end at any line break (8 bytes a line)."""
+
+    def __init__(self, text):
+        self.starts = array("q", [0])
+        self.starts.extend(m.end() for m in LINE_BREAK.finditer(text))
+        self.length = len(text)
+
+    def line(self, pos):
+        return bisect.bisect_right(self.starts, pos)
+
+    def next_line_start(self, pos):
+        i = self.line(pos)
+        return self.starts[i] if i < len(self.starts) else self.length
 
 
 def read_json_values(path, problems):
     """Yield (line_no, value) for each JSON value of a user's file; count each bad record once.
 
-    Reads JSON Lines, values pretty-printed across lines, or one JSON array, optionally gzipped
-    (.gz), with or without a UTF-8 byte-order mark. A value that does not parse is counted as
-    malformed_json at its first line, and reading resumes at the next line that starts with { or [.
-    A value touching a line that is not valid UTF-8 is counted as invalid_utf8: no byte is replaced."""
-    text, bad_lines = decode_lines(read_bytes(path))
-    starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    line_of = lambda pos: bisect.bisect_right(starts, pos)  # noqa: E731
-    bad_sorted = sorted(bad_lines)
-
-    def touches_bad(a, b):
-        i = bisect.bisect_left(bad_sorted, line_of(a))
-        return i < len(bad_sorted) and bad_sorted[i] <= line_of(max(a, b - 1))
-    decoder, pos = json.JSONDecoder(), WHITESPACE.match(text).end()
+    Reads JSON Lines, values pretty-printed across lines, or a file whose first value is an array of
+    records, optionally gzipped (.gz). The text is held once (no other copy), so memory stays near the
+    input's size plus the records read. A value that does not parse is counted as malformed_json at its
+    first line, and reading resumes at the next line that starts a record. A value touching a byte that
+    is not UTF-8 is counted as invalid_utf8 and one holding a lone surrogate as lone_surrogate: no
+    character is replaced."""
+    text = read_bytes(path).decode("utf-8", errors="surrogateescape")
+    bad = [m.start() for m in ESCAPED_BYTE.finditer(text)]
+    lines, decoder = LineIndex(text), json.JSONDecoder()
+    pos = skip_space(text, 1 if text.startswith("\ufeff") else 0)
+    in_array = text.startswith("[", pos)
+    pos = skip_space(text, pos + 1) if in_array else pos
     while pos < len(text):
+        if in_array and text[pos] == "]":
+            in_array, pos = False, skip_space(text, pos + 1)
+            continue
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError:
-            problems.add("invalid_utf8" if line_of(pos) in bad_lines else "malformed_json", line_of(pos))
-            resume = RECORD_START.search(text, starts[line_of(pos)] if line_of(pos) < len(starts) else len(text))
-            pos = resume.start() if resume else len(text)
+            reason = "invalid_utf8" if touches(bad, pos, lines.next_line_start(pos)) else "malformed_json"
+            problems.add(reason, lines.line(pos))
+            resume = (ELEMENT_START if in_array else RECORD_START).search(text, lines.next_line_start(pos))
+            pos = resume.end() - 1 if resume else len(text)
             continue
-        if isinstance(value, list) and pos == WHITESPACE.match(text).end() and not text[end:].strip():
-            yield from array_elements(text, pos, decoder, line_of, touches_bad, problems)
-            return
-        if touches_bad(pos, end):
-            problems.add("invalid_utf8", line_of(pos))
+        reason = "invalid_utf8" if touches(bad, pos, end) else "lone_surrogate" if has_lone_surrogate(value) else None
+        if reason:
+            problems.add(reason, lines.line(pos))
         else:
-            yield line_of(pos), value
-        pos = WHITESPACE.match(text, end).end()
+            yield lines.line(pos), value
+        pos = skip_space(text, end)
+        if in_array and text.startswith(",", pos):
+            pos = skip_space(text, pos + 1)
 
 
-def array_elements(text, pos, decoder, line_of, touches_bad, problems):
-    """The elements of a file that is one JSON array (already known to parse), with their lines."""
-    pos = WHITESPACE.match(text, pos + 1).end()
-    while text[pos] != "]":
-        value, end = decoder.raw_decode(text, pos)
-        if touches_bad(pos, end):
-            problems.add("invalid_utf8", line_of(pos))
-        else:
-            yield line_of(pos), value
-        pos = WHITESPACE.match(text, end).end()
-        pos = WHITESPACE.match(text, pos + 1).end() if text[pos] == "," else pos
+def skip_space(text, pos):
+    return WHITESPACE.match(text, pos).end()
+
+
+def touches(sorted_positions, start, end):
+    """Whether any of the sorted positions lies in [start, end)."""
+    i = bisect.bisect_left(sorted_positions, start)
+    return i < len(sorted_positions) and sorted_positions[i] < end
 
 
 def read_bytes(path):
@@ -110,24 +184,9 @@ def read_bytes(path):
     if not path.is_file():
         raise UserError(f"{path}: no such file.")
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError) as e:
         raise UserError(f"{path}: not a readable gzip file ({e}).") from None
-    return raw.removeprefix(codecs.BOM_UTF8)
-
-
-def decode_lines(raw):
-    """Decode line by line; return the text and the numbers of lines that are not valid UTF-8.
-
-    Bad lines are decoded with replacement only to keep positions: values touching them are never used."""
-    lines, bad = [], set()
-    for n, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            lines.append(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            bad.add(n)
-            lines.append(line.decode("utf-8", errors="replace"))
-    return "\n".join(lines), bad
 
 
 def load_jsonl(path):
@@ -135,22 +194,44 @@ def load_jsonl(path):
     return [obj for _, obj in read_jsonl(path)]
 
 
-def write_jsonl(path, rows):
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary path beside `path` (same suffix) for the block to write; renamed onto `path` when the
+    block succeeds, removed when it fails: `path` is written whole or not at all."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_jsonl(path, rows):
+    """One JSON object a line, streamed (rows may be a generator); gzipped when path ends in .gz."""
+    with atomic_path(path) as tmp:
+        opener = gzip.open if Path(path).suffix == ".gz" else open
+        with opener(tmp, "wt", encoding="utf-8", newline="\n") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def write_json(path, obj):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path):
+    """A JSON file the project wrote (a config, a manifest); a missing or broken one is one sentence."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e}).") from None
