@@ -27,13 +27,12 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's library, whatever is installed
 
+from thinkcount import modelfolder  # noqa: E402
 from thinkcount.config import load_params  # noqa: E402
 from thinkcount.corpus import generate  # noqa: E402
 from thinkcount.data import compute_counts  # noqa: E402
-from thinkcount.jsonl import write_json  # noqa: E402
 from thinkcount.labels import make_labels  # noqa: E402
 from thinkcount.models import build_model, resolve_source  # noqa: E402
-from thinkcount.onnx_export import export  # noqa: E402
 from thinkcount.predict import Predictor  # noqa: E402
 from thinkcount.training import EncodedDataset, make_loss, train_method  # noqa: E402
 
@@ -76,9 +75,8 @@ def train_once(params, rows, folder):
     labels, config = make_labels(rows, params["methods"][METHOD], params["train"]["seed"], METHOD)
     model, tokenizer, settings, history, config = train_method(params, METHOD, rows.assign(label=labels), config,
                                                                folder, progress=False)
-    model.save(folder, tokenizer)
-    write_json(Path(folder) / "label_config.json", config)
-    export(model, tokenizer, folder)
+    modelfolder.write_model(folder, model, tokenizer, config)
+    modelfolder.seal(folder, METHOD, config)
     return labels, settings, history[-1]["train_samples_per_second"]
 
 

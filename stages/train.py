@@ -5,7 +5,7 @@ import time
 import pandas as pd
 from dvclive import Live
 
-from thinkcount import stage
+from thinkcount import modelfolder, stage
 from thinkcount.data import KEY
 from thinkcount.dataset import load_frame
 from thinkcount.features import prepare_text
@@ -14,19 +14,22 @@ from thinkcount.launch import launch_command
 from thinkcount.jsonl import load_jsonl, read_json, write_json, write_jsonl
 from thinkcount.labelconfig import LabelConfig
 from thinkcount.modelcard import write_model_card
-from thinkcount.onnx_export import export, int8_agreement
+from thinkcount.onnx_export import int8_agreement
 from thinkcount.training import train_method
 
 
 def main(params):
     name = stage.method_name(params)
+    final = f"models/{name}"
+    if "LOCAL_RANK" not in os.environ:  # before torchrun starts the ranks that write into it
+        modelfolder.clear_partial(final)
     command = launch_command(params["train"], name)
     if command:
         os.execv(command[0], command)
     is_main = int(os.environ.get("RANK", "0")) == 0
     rows = pd.DataFrame(load_jsonl(f"data/labels/{name}/labels.jsonl"))
     label_config = LabelConfig.from_dict(read_json(f"data/labels/{name}/config.json"))
-    out_dir = f"models/{name}"
+    out_dir = modelfolder.partial_path(final)
     live = Live(dir=f"metrics/train/{name}", dvcyaml=False, save_dvc_exp=False, report=None) if is_main else None
     start = time.time()
     model, tokenizer, settings, history, label_config = train_method(params, name, rows, label_config, out_dir, live)
@@ -35,8 +38,7 @@ def main(params):
         live.end()
     if not is_main:
         return
-    model.save(out_dir, tokenizer)
-    write_json(f"{out_dir}/label_config.json", label_config.to_dict())
+    modelfolder.write_model(out_dir, model, tokenizer, label_config)
 
     prompts = load_frame()
     prompts = prompts[prompts["split"].isin(["val", "test"])].reset_index(drop=True)
@@ -47,7 +49,6 @@ def main(params):
     predictions = [{**row, **pred} for row, pred in zip(prompts[KEY + ["split"]].to_dict("records"),
                                                          prediction_records(raw, label_config))]
     write_jsonl(f"data/predictions/{name}.jsonl", predictions)
-    export(model, tokenizer, out_dir)
     test_texts = [t for t, split in zip(texts, prompts["split"]) if split == "test"]
 
     summary = {"model": settings["model"], "train_rows": history[0]["train_rows"], "train_seconds": round(seconds, 1),
@@ -55,6 +56,8 @@ def main(params):
                                                                              label_config)}
     write_json(f"metrics/train/{name}.json", summary)
     write_model_card(out_dir, name, params["methods"][name], settings, summary, label_config)
+    modelfolder.seal(out_dir, name, label_config)
+    modelfolder.publish(out_dir, final)
     print(f"train {name}: {summary}")
 
 

@@ -1,12 +1,14 @@
 """The predictor's errors, on a tiny model trained in the test."""
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
 
 from conftest import labelled, tiny_params, tiny_rows
-from thinkcount import UserError
-from thinkcount.jsonl import write_json
+from thinkcount import UserError, modelfolder
+from thinkcount import predict
 from thinkcount.predict import Predictor, main
 from thinkcount.training import train_method
 
@@ -17,8 +19,8 @@ def model_dir(tmp_path_factory, params, tiny_encoders):
     p = tiny_params(params, {"deberta-v2": tiny_encoders["deberta-v2"]})
     rows, config = labelled(p, "m08_markers", tiny_rows())
     model, tokenizer, _, _, config = train_method(p, "m08_markers", rows, config, out, progress=False)
-    model.save(out, tokenizer)
-    write_json(out / "label_config.json", config.to_dict())
+    modelfolder.write_model(out, model, tokenizer, config)
+    modelfolder.seal(out, "m08_markers", config)
     return out
 
 
@@ -48,7 +50,7 @@ def test_predict_rejects_empty_prompts_and_a_bare_string(model_dir):
 def test_load_names_a_missing_model_folder(tmp_path):
     with pytest.raises(UserError, match="no such model folder"):
         Predictor.load(tmp_path / "m99_nothing")
-    with pytest.raises(UserError, match="no label_config.json"):
+    with pytest.raises(UserError, match="no manifest.json, so its training did not finish"):
         Predictor.load(tmp_path)
 
 
@@ -119,9 +121,8 @@ def test_api_takes_any_iterable_of_prompts_and_checks_the_batch_size(model_dir):
 
 def test_onnx_copies_score_like_pytorch_and_serve_by_default_on_cpu(model_dir):
     from scipy.stats import kendalltau
-    from thinkcount.onnx_export import OnnxModel, export
+    from thinkcount.onnx_export import OnnxModel
     torch_predictor = Predictor.load(model_dir, backend="torch")
-    export(torch_predictor.model, torch_predictor.tokenizer, model_dir)
     prompts = [f"Why is the sky blue? How? {i}" if i % 2 else f"List {i} colors, please." for i in range(40)]
     exact = [r["score"] for r in torch_predictor.predict(prompts)]
     served = Predictor.load(model_dir, device="cpu")
@@ -130,3 +131,111 @@ def test_onnx_copies_score_like_pytorch_and_serve_by_default_on_cpu(model_dir):
     int8 = [r["score"] for r in Predictor.load(model_dir, device="cpu", int8=True).predict(prompts)]
     assert int8 != exact  # quantized, so not the same numbers ...
     assert kendalltau(int8, exact).statistic > 0.5  # ... but much the same ranking
+
+
+# ---- model folders that are partial, corrupted or mixed: (name, change to a copy, backend, message) ----
+def flip_byte(path, at=0.5):
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * at)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def resealed(change, describe="old"):
+    """A change followed by a fresh manifest: the hashes pass, so the parts themselves must be checked.
+    The manifest describes the label configuration from before the change (old) or after it (new)."""
+    def apply(folder):
+        config = modelfolder.read_label_config(folder / "label_config.json")
+        change(folder)
+        if describe == "new":
+            config = modelfolder.read_label_config(folder / "label_config.json")
+        modelfolder.seal(folder, "m08_markers", config)
+    return apply
+
+
+def regression_config(folder):
+    config = json.loads((folder / "label_config.json").read_text())
+    config.update(task="regression", scheme="raw", n_labels=None, label_stats=None, label_names=None,
+                  edges=None, scale={"mean": 0.0, "std": 1.0})
+    (folder / "label_config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+
+
+FOLDERS = [
+    ("training stopped before the manifest", lambda d: (d / "manifest.json").unlink(), "auto",
+     "no manifest.json, so its training did not finish"),
+    ("a flipped byte in model.onnx", lambda d: flip_byte(d / "model.onnx"), "auto",
+     "model.onnx differs from the file training wrote"),
+    ("a flipped byte in the encoder weights", lambda d: flip_byte(d / "encoder/model.safetensors"), "torch",
+     "model.safetensors differs from the file training wrote"),
+    ("another method's label configuration", regression_config, "auto",
+     "label_config.json differs from the file training wrote"),
+    ("another method's label configuration, resealed", resealed(regression_config), "auto",
+     "label_config.json describes a regression model with 1 outputs but manifest.json a classification model "
+     "with {n}"),
+    ("another method's label configuration, resealed to match it", resealed(regression_config, "new"), "auto",
+     "the onnx model has {n} outputs but manifest.json says 1"),
+    ("an empty model.onnx, resealed", resealed(lambda d: (d / "model.onnx").write_bytes(b"")), "auto",
+     "model.onnx: cannot be loaded"),
+    ("a truncated model.onnx, resealed", resealed(lambda d: (d / "model.onnx").write_bytes(
+        (d / "model.onnx").read_bytes()[:5000])), "auto", "model.onnx: cannot be loaded"),
+    ("a truncated head.pt, resealed", resealed(lambda d: (d / "head.pt").write_bytes(
+        (d / "head.pt").read_bytes()[:100])), "torch", "head.pt: cannot be loaded"),
+    ("an invalid label_config.json, resealed", resealed(lambda d: (d / "label_config.json").write_text("{oops")),
+     "auto", "label_config.json: not valid JSON"),
+    ("an invalid manifest", lambda d: (d / "manifest.json").write_text("[1, 2]"), "auto",
+     "manifest.json: not a thinkcount manifest"),
+    ("a listed file removed", lambda d: (d / "model.int8.onnx").unlink(), "auto",
+     "model.int8.onnx: missing, but listed in manifest.json"),
+]
+
+
+@pytest.mark.parametrize("name, change, backend, message", FOLDERS, ids=[f[0] for f in FOLDERS])
+def test_a_partial_corrupted_or_mixed_folder_is_refused_with_one_sentence(model_dir, tmp_path, capsys, name,
+                                                                          change, backend, message):
+    folder = tmp_path / "m08_markers"
+    shutil.copytree(model_dir, folder)
+    change(folder)
+    assert main(["--model", str(folder), "--backend", backend, "Why is the sky blue?"]) == 1
+    err = capsys.readouterr().err
+    message = message.format(n=json.loads((model_dir / "label_config.json").read_text())["n_labels"])
+    assert message in err and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+
+
+# ---- the predictor's input: (name, bytes of --input, prompts scored, or the error) ----
+INPUTS = [
+    ("byte-order mark", b'\xef\xbb\xbf{"instruction": "Why?"}\n{"instruction": "List two."}\n', ["Why?", "List two."]),
+    ("CR-only line breaks", b'{"instruction": "Why?"}\r{"instruction": "List two."}\r', ["Why?", "List two."]),
+    ("invalid UTF-8", b'{"instruction": "Why?"}\n{"instruction": "Caf\xe9"}\n', "line 2: not valid UTF-8"),
+    ("a lone surrogate", b'{"instruction": "Why?"}\n{"instruction": "A\\ud800"}\n', "line 2: holds a lone surrogate"),
+    ("a key differing only by case", b'{"instruction": "Why?", "Input": "text"}\n',
+     "line 1: key `Input` differs from `input` only by case"),
+]
+
+
+@pytest.mark.parametrize("name, content, expected", INPUTS, ids=[i[0] for i in INPUTS])
+def test_the_predictor_reads_its_input_as_strictly_as_the_pipeline(model_dir, tmp_path, capsys, name, content,
+                                                                   expected):
+    (tmp_path / "in.jsonl").write_bytes(content)
+    out = tmp_path / "out.jsonl"
+    code = main(["--model", str(model_dir), "--input", str(tmp_path / "in.jsonl"), "--output", str(out)])
+    if isinstance(expected, str):
+        err = capsys.readouterr().err
+        assert code == 1 and expected in err and len(err.strip().splitlines()) == 1
+        assert os.listdir(tmp_path) == ["in.jsonl"]  # nothing written, not even a temporary file
+    else:
+        assert code == 0 and [json.loads(line)["prompt"] for line in out.open()] == expected
+
+
+def test_input_is_scored_in_chunks_and_the_output_appears_whole(model_dir, tmp_path, monkeypatch):
+    prompts = [f"Explain step {i} of the proof." if i % 3 else f"List {i} fruits." for i in range(7)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"instruction": p}) + "\n" for p in prompts))
+    monkeypatch.setattr(predict, "CHUNK", 3)  # 3 + 3 + 1 prompts
+    calls = []
+    original = Predictor.predict
+    monkeypatch.setattr(Predictor, "predict", lambda self, batch, *a, **k: calls.append(len(batch)) or original(
+        self, batch, *a, **k))
+    assert main(["--model", str(model_dir), "--input", str(tmp_path / "in.jsonl"), "--output",
+                 str(tmp_path / "out.jsonl")]) == 0
+    scored = [json.loads(line) for line in (tmp_path / "out.jsonl").open()]
+    assert calls == [3, 3, 1] and [s["prompt"] for s in scored] == prompts
+    expected = original(Predictor.load(model_dir), prompts)
+    assert [s["score"] for s in scored] == pytest.approx([e["score"] for e in expected], abs=1e-6)

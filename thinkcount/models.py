@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from thinkcount import UserError
+from thinkcount.modelfolder import loaded
 
 PACKAGE_PREFIX = "package:"
 HEAD_FILE, MODEL_CONFIG = "head.pt", "thinkcount_model.json"
@@ -112,13 +113,16 @@ class ComplexityModel(nn.Module):
 
     @classmethod
     def load(cls, folder):
+        """The model and tokenizer saved in folder; a file that cannot be read is named in one sentence."""
         folder = Path(folder)
         if not (folder / MODEL_CONFIG).is_file():
             raise UserError(f"{folder}: not a trained thinkcount model (no {MODEL_CONFIG}).")
-        meta = json.loads((folder / MODEL_CONFIG).read_text())
-        model = cls(AutoModel.from_pretrained(folder / "encoder"), meta["n_outputs"], meta["head"])
-        model.head.load_state_dict(torch.load(folder / HEAD_FILE, map_location="cpu", weights_only=True))
-        return model.eval(), AutoTokenizer.from_pretrained(folder / "encoder")
+        meta = loaded(folder / MODEL_CONFIG, lambda p: json.loads(p.read_text(encoding="utf-8")))
+        encoder = loaded(folder / "encoder", AutoModel.from_pretrained)
+        model = loaded(folder / MODEL_CONFIG, lambda p: cls(encoder, meta["n_outputs"], meta["head"]))
+        loaded(folder / HEAD_FILE, lambda p: model.head.load_state_dict(
+            torch.load(p, map_location="cpu", weights_only=True)))
+        return model.eval(), loaded(folder / "encoder", AutoTokenizer.from_pretrained)
 
 
 def build_model(source, n_outputs, head="linear", extra_tokens=(), seed=0, num_layers=None):

@@ -9,19 +9,20 @@
 """
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 from transformers import AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from thinkcount import UserError
 from thinkcount.counting import prompt_text
 from thinkcount.features import prepare_text
 from thinkcount.inference import best_device, predict_raw, prediction_records
-from thinkcount.jsonl import read_json, read_jsonl
-from thinkcount.labelconfig import LabelConfig
+from thinkcount.jsonl import atomic_path, case_variant, read_jsonl
+from thinkcount.modelfolder import MANIFEST, check_folder, loaded
 from thinkcount.models import ComplexityModel
 from thinkcount.onnx_export import FP32, INT8, OnnxModel
 
@@ -37,14 +38,12 @@ class Predictor:
     def load(cls, folder, device=None, int8=False, backend="auto"):
         """backend auto serves the model's ONNX copy with ONNX Runtime on the CPU when there is one (scores
         equal to PyTorch's within 1e-4), else PyTorch; int8 serves the dynamically quantized ONNX copy
-        (faster, approximate: its agreement with fp32 is in metrics/train/<method>.json)."""
+        (faster, approximate: its agreement with fp32 is in metrics/train/<method>.json).
+
+        The folder must be complete and unchanged since training (modelfolder.check_folder); any part
+        that cannot be loaded, or that disagrees with the manifest, stops with one sentence naming it."""
         folder = Path(folder)
-        if folder.is_file():
-            raise UserError(f"{folder} is a file; give a trained model folder such as models/m13_rank.")
-        if not folder.is_dir():
-            raise UserError(f"{folder}: no such model folder; train it with `dvc repro train@{folder.name}`.")
-        if not (folder / "label_config.json").is_file():
-            raise UserError(f"{folder}: no label_config.json; is this a thinkcount model folder?")
+        manifest, config = check_folder(folder)
         device = torch.device(device) if device else best_device()
         onnx_file = folder / (INT8 if int8 else FP32)
         if backend == "auto":
@@ -54,11 +53,15 @@ class Predictor:
                             f"{onnx_file.name}, which this {'device' if device.type != 'cpu' else 'folder'} "
                             "lacks; retrain with `dvc repro train@<method>` or use the torch backend.")
         if backend == "onnx":
-            model, tokenizer = OnnxModel(onnx_file), AutoTokenizer.from_pretrained(folder / "encoder")
+            model = loaded(onnx_file, OnnxModel)
+            tokenizer = loaded(folder / "encoder", AutoTokenizer.from_pretrained)
         else:
             model, tokenizer = ComplexityModel.load(folder)
             model = model.to(device)
-        return cls(model, tokenizer, LabelConfig.from_dict(read_json(folder / "label_config.json")))
+        if model.n_outputs != manifest["n_outputs"]:
+            raise UserError(f"{folder}: the {backend} model has {model.n_outputs} outputs but {MANIFEST} says "
+                            f"{manifest['n_outputs']}; its parts come from different trainings.")
+        return cls(model, tokenizer, config)
 
     def predict(self, prompts, batch_size=64, progress=False):
         """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs."""
@@ -77,18 +80,26 @@ class Predictor:
         return prediction_records(raw, self.config)
 
 
+FIELDS = ("instruction", "input")
+CHUNK = 2048  # prompts read, scored and written at a time: memory stays flat for any input size
+
+
 def read_prompts(path):
-    """Prompts from a JSONL file with `instruction` and optional `input`; any bad line stops the run."""
-    prompts = []
+    """Yield the prompts of a JSONL file with `instruction` and optional `input`, streamed; any bad line
+    (not UTF-8, a lone surrogate, not a JSON object, a missing or non-text field, a key such as `Input`
+    that differs from a field only by case) stops the run with one sentence naming it."""
     for line_no, obj in read_jsonl(path):
+        variant = case_variant(obj, FIELDS)
+        if variant:
+            raise UserError(f"{path}, line {line_no}: key `{variant}` differs from "
+                            f"`{variant.lower()}` only by case; rename it.")
         instruction = obj.get("instruction")
         if not isinstance(instruction, str) or not instruction.strip():
             raise UserError(f"{path}, line {line_no}: no `instruction` text.")
         input_text = obj.get("input") or ""
         if not isinstance(input_text, str):
             raise UserError(f"{path}, line {line_no}: `input` is not text.")
-        prompts.append(prompt_text(instruction, input_text))
-    return prompts
+        yield prompt_text(instruction, input_text)
 
 
 def check_output(path):
@@ -101,19 +112,31 @@ def check_output(path):
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def write_atomically(path, text):
-    """Write to a temporary file beside path, then rename: a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def chunks(items, size):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def score_lines(predictor, prompts, batch_size, total, progress):
+    """JSON lines of scored prompts, CHUNK prompts at a time."""
+    with tqdm(total=total, desc="score", unit="prompt", disable=not progress) as bar:
+        for batch in chunks(prompts, CHUNK):
+            for prompt, result in zip(batch, predictor.predict(batch, batch_size)):
+                yield json.dumps({"prompt": prompt, **result}, ensure_ascii=False) + "\n"
+            bar.update(len(batch))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m thinkcount.predict", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="a trained model folder, e.g. models/m13_rank")
     parser.add_argument("--input", help="JSONL file with `instruction` and optional `input` per line")
-    parser.add_argument("--output", help="write JSONL here instead of standard output")
+    parser.add_argument("--output", help="write JSONL here (whole, by rename) instead of standard output")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--int8", action="store_true", help="the dynamic int8 ONNX copy on CPU: faster, approximate")
     parser.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
@@ -125,20 +148,23 @@ def main(argv=None):
             raise UserError("give prompts on the command line or --input FILE, not both or neither.")
         if args.batch_size < 1:
             raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}.")
-        prompts = read_prompts(args.input) if args.input else args.prompts
-        if not prompts:
+        # A first pass checks every line before the model loads or anything is written.
+        total = sum(1 for _ in read_prompts(args.input)) if args.input else len(args.prompts)
+        if total == 0:
             raise UserError(f"{args.input}: no prompts to score.")
         check_output(args.output)
+        hf_logging.disable_progress_bar()  # a sub-second load; stderr keeps only errors
         predictor = Predictor.load(args.model, int8=args.int8, backend=args.backend)
-        results = predictor.predict(prompts, args.batch_size, progress=bool(args.input))
+        prompts = read_prompts(args.input) if args.input else args.prompts
+        lines = score_lines(predictor, prompts, args.batch_size, total, progress=bool(args.input))
+        if args.output:
+            with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as out:
+                out.writelines(lines)
+        else:
+            sys.stdout.writelines(lines)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    lines = "".join(json.dumps({"prompt": p, **r}, ensure_ascii=False) + "\n" for p, r in zip(prompts, results))
-    if args.output:
-        write_atomically(args.output, lines)
-    else:
-        sys.stdout.write(lines)
     return 0
 
 
