@@ -13,7 +13,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# `check` refuses a params.yaml whose names could reach a shell or a path before DVC renders any command.
 run: $(STAMP)
+	python -m thinkcount check
 	dvc repro
 
 test: $(STAMP)

@@ -1,4 +1,5 @@
 """params.yaml, read once and validated: a bad key stops the run with one sentence naming it."""
+import json
 import re
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def load_params(path="params.yaml"):
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e}).") from None
     try:
+        check_names(params, path)
         check(params, SCHEMA, "", path)
         check_values(params, path)
         check_feature_sets(params, path)
@@ -95,6 +97,26 @@ def load_params(path="params.yaml"):
     except UserError as e:
         raise UserError(with_key_help(str(e), text)) from None
     return params
+
+
+# Names of methods, baselines, encoders and feature sets become shell arguments (`python -m stages.train
+# NAME`) and folder names (models/NAME, which DVC deletes before a stage runs), so they are identifiers:
+# letters, digits, _ and -, not starting with - (no spaces, quotes, ;, / or ..).
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+NAMED = {"methods": "method", "baselines": "baseline", "encoders": "encoder", "features": "feature set",
+         "reference": "reference"}
+
+
+def check_names(params, path):
+    """Every name a stage command or path is built from is an identifier, checked before anything else."""
+    if not isinstance(params, dict):
+        raise UserError(f"{path}: the top level must be a mapping of keys.")
+    for collection, what in NAMED.items():
+        names = params.get(collection)
+        for name in names if isinstance(names, dict) else ():
+            if not isinstance(name, str) or not NAME.fullmatch(name):
+                raise UserError(f"{path}: {what} name {json.dumps(name)} is not allowed: names become shell "
+                                "arguments and folder names, so they use letters, digits, _ and - (not first).")
 
 
 KEY_LINE = re.compile(r"^(\s*)([\w.\-]+):(.*)$")

@@ -45,15 +45,20 @@ def set_arguments(overlay):
     return args
 
 
-def check_profile(params_path, overlay):
-    """The params the experiment will run with, validated, with every encoder its methods use resolved."""
-    from thinkcount.models import resolve_source
-    from thinkcount.training import method_settings
+def merged_params(params_path, overlay):
+    """The params the experiment will run with, validated (names included) before DVC renders a command."""
     merged = overlaid(yaml.safe_load(Path(params_path).read_text()), overlay)
     with tempfile.TemporaryDirectory(dir=Path(params_path).parent) as tmp:
         path = Path(tmp) / "params.yaml"
         path.write_text(yaml.safe_dump(merged, sort_keys=False))
-        params = load_params(path)
+        return load_params(path)
+
+
+def check_profile(params_path, overlay):
+    """The merged params, validated, with every encoder its methods use resolved."""
+    from thinkcount.models import resolve_source
+    from thinkcount.training import method_settings
+    params = merged_params(params_path, overlay)
     for name in params["methods"]:
         settings = method_settings(params, name)
         resolve_source(settings["model"], settings["source"])
@@ -71,6 +76,7 @@ def main(argv):
         overlay = yaml.safe_load(profile.read_text()) or {}
         command = ["dvc", "exp", "run", *set_arguments(overlay), *[a for a in rest if a != "--print"]]
         if "--print" in rest:
+            merged_params("params.yaml", overlay)
             print(shlex.join(command))
             return 0
         check_profile("params.yaml", overlay)

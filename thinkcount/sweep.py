@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from thinkcount import UserError
+from thinkcount.config import load_params
 from thinkcount.gate import lookup
 
 SEED_KEYS = ("data.seed", "split.seed", "train.seed")
@@ -29,6 +30,7 @@ def queue_command(seed):
 
 
 def run(seeds):
+    load_params()  # names are checked before DVC renders them into a command
     for seed in seeds:
         subprocess.run(queue_command(seed), check=True)
     subprocess.run(["dvc", "exp", "run", "--run-all", "-j", "1"], check=True)
