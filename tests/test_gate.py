@@ -39,15 +39,15 @@ def test_no_skill_lines_are_two_standard_errors_above_chance():
 ])
 def test_gate_passes_or_names_the_failure(tmp_path, m01, m02_accuracy, failure):
     write_method(tmp_path, "m01", *m01)
-    write_method(tmp_path, "m02", 0.01, 0.5, accuracy=m02_accuracy)  # poor ranking is m02's design
+    write_method(tmp_path, "m02", 0.2, 0.5, accuracy=m02_accuracy)  # a modest ranking is m02's design
     assert check(tmp_path, FLOORS) == ([] if failure is None else [failure])
 
 
 def test_a_low_floor_does_not_pass_a_model_without_skill(tmp_path):
     floors = {**FLOORS, "floors": {**FLOORS["floors"], "m01": {"tau": 0.05, "auc_top10": 0.5}}}
     write_method(tmp_path, "m01", 0.06, 0.62)
-    write_method(tmp_path, "m02", 0.0, 0.5, accuracy=0.99)
-    assert check(tmp_path, floors) == ["m01: tau 0.060 < 0.123 (the no-skill line)",
+    write_method(tmp_path, "m02", 0.2, 0.5, accuracy=0.99)
+    assert check(tmp_path, floors) == ["m01: tau 0.060 <= 0.123 (the no-skill line)",
                                        "m01: auc_top10 0.620 < 0.676 (the no-skill line)"]
 
 
@@ -90,11 +90,15 @@ def test_the_committed_floors_fail_every_method_on_noise_scores(tmp_path):
 
 def test_regenerate_records_the_commit_and_refuses_a_floor_without_skill(tmp_path):
     write_method(tmp_path, "m01", 0.45, 0.9)
-    write_method(tmp_path, "m02", 0.01, 0.5, accuracy=0.99)
+    write_method(tmp_path, "m02", 0.2, 0.5, accuracy=0.99)
     (tmp_path / "floors.json").write_text(json.dumps(FLOORS))
     out = regenerate(tmp_path, tmp_path / "floors.json")
     assert out["floors"] == {"m01": {"tau": 0.45, "auc_top10": 0.9}, "m02": {"native.accuracy": 0.99}}
     assert len(out["commit"]) == 40 and out["no_skill"] == {"tau": 0.123, "auc_top10": 0.676}
     write_method(tmp_path, "m01", 0.10, 0.9)
     with pytest.raises(SystemExit, match="m01 has tau 0.1, below the no-skill line"):
+        regenerate(tmp_path, tmp_path / "floors.json")
+    write_method(tmp_path, "m01", 0.45, 0.9)
+    write_method(tmp_path, "m02", -0.29, 0.5, accuracy=0.99)  # reversed, however accurate
+    with pytest.raises(SystemExit, match="m02 has tau -0.29, at or below the no-skill line 0.123"):
         regenerate(tmp_path, tmp_path / "floors.json")

@@ -7,8 +7,10 @@ METRICS_ROOT is a run's metrics/ folder (headlines in methods/, details in eval/
 its metrics are missing, it has no floor, its tau is undefined (constant scores), or a floored metric
 is below its floor minus the tolerance or below the no-skill line: two standard errors above chance
 for the run's number of test prompts, so a model with no skill fails whatever its floor. Methods poor
-by design (listed under by_design with the reason) are gated on the metrics named there instead: native
+by design (listed under by_design with the reason) are floored on the metrics named there instead: native
 metrics (eval paths such as native.accuracy), or one of the ranking metrics, which keeps its no-skill line.
+Every method and baseline, by design or not, fails with tau at or below the no-skill line: a reversed
+ranking never passes on accuracy.
 `dvc metrics diff` exits 0 in all these cases, so it cannot be the gate.
 """
 import json
@@ -64,10 +66,14 @@ def check(root, floors):
 
 
 def check_method(name, metrics, floors):
-    if metrics["headline"].get("tau") is None:
+    tau, line = metrics["headline"].get("tau"), floors["no_skill"]["tau"]
+    if tau is None:
         return [f"{name}: tau undefined (constant scores)"]
-    failures = []
+    # Whatever a method is floored on, a ranking no better than chance (or reversed) fails.
+    failures = [] if tau > line else [f"{name}: tau {tau:.3f} <= {line:.3f} (the no-skill line)"]
     for key, floor in floors["floors"][name].items():
+        if key == "tau" and failures:
+            continue  # already failed on tau
         value = metric(metrics, key)
         line = floors["no_skill"].get(key)
         bound = max(floor - floors["tolerance"], line if line is not None else -math.inf)
@@ -96,6 +102,9 @@ def regenerate(root, floors_path):
     for name, metrics in run.items():
         if name in by_design:
             floors[name] = {key: round(metric(metrics, key), 3) for key in by_design[name]["metrics"]}
+            if floors[name].get("tau", metrics["headline"]["tau"]) <= lines["tau"]:
+                raise SystemExit(f"gate: {name} has tau {metrics['headline']['tau']}, at or below the no-skill line "
+                                 f"{lines['tau']}: even a method gated by design on other metrics must rank.")
             continue
         floors[name] = {key: round(metric(metrics, key), 3) for key in RANKING_METRICS}
         below = [k for k in RANKING_METRICS if floors[name][k] < lines[k]]
