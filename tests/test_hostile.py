@@ -1,0 +1,185 @@
+"""Hostile input, one table per layer: names that try to reach a shell or a path, readers given broken
+bytes and line breaks, model folders that are partial, corrupted or mixed, the predictor's input, and a
+gate given a reversed ranking. Each case asserts its one-sentence message and that nothing was lost or
+half-written."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+import yaml
+
+from conftest import ROOT, run_stage, write_params
+from thinkcount import UserError
+from thinkcount.corpus import validate_records
+from thinkcount.gate import check
+from thinkcount.jsonl import write_jsonl
+
+PYTHON_ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+
+
+def one_sentence(stderr):
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+# ---- names: (collection, hostile name) ----
+HOSTILE_NAMES = [("methods", "x; touch {marker}"), ("methods", "../../victim"), ("baselines", "b $(touch {marker})"),
+                 ("encoders", "../enc"), ("features", "-rf")]
+
+
+def hostile_params(params, collection, name):
+    p = yaml.safe_load(yaml.safe_dump(params))
+    first = next(iter(p[collection]))
+    p[collection][name] = p[collection][first]
+    return p
+
+
+@pytest.mark.parametrize("collection, template", HOSTILE_NAMES)
+def test_check_refuses_a_name_that_could_reach_a_shell_or_a_path(tmp_path, params, collection, template):
+    name = template.format(marker=tmp_path / "owned")
+    write_params(tmp_path, hostile_params(params, collection, name))
+    proc = subprocess.run([sys.executable, "-m", "thinkcount", "check"], cwd=tmp_path, env=PYTHON_ENV,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"name {json.dumps(name)} is not allowed" in one_sentence(proc.stderr)
+
+
+@pytest.mark.parametrize("template", ["x; touch {marker}", "../../victim"])
+def test_make_run_stops_before_dvc_renders_a_hostile_method_name(tmp_path, params, template):
+    """`make run` as the README gives it: the check fails, so DVC never runs a command or deletes an out."""
+    work = tmp_path / "repo" / "sub"
+    victim = tmp_path / "victim"
+    (victim / "keep").mkdir(parents=True)
+    work.mkdir(parents=True)
+    for name in ("Makefile", "dvc.yaml", "requirements.txt", "pyproject.toml"):
+        shutil.copy(ROOT / name, work / name)
+    write_params(work, hostile_params(params, "methods", template.format(marker=tmp_path / "owned")))
+    proc = subprocess.run(["make", "-o", ".venv/.installed", "run"], cwd=work, env=PYTHON_ENV, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0 and "is not allowed" in proc.stderr
+    assert "dvc repro" not in proc.stdout.replace("python -m thinkcount check", "")
+    assert not (tmp_path / "owned").exists() and (victim / "keep").is_dir() and not (work / "dvc.lock").exists()
+
+
+def test_a_profile_with_a_hostile_name_is_refused_before_dvc_runs(tmp_path):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(yaml.safe_dump({"methods": {"m; rm -rf ~": {"variant": "all"}}}))
+    proc = subprocess.run([sys.executable, "-m", "thinkcount.profile", str(profile), "--print"], cwd=ROOT,
+                          env=PYTHON_ENV, capture_output=True, text=True)
+    assert proc.returncode == 1 and 'name "m; rm -rf ~" is not allowed' in one_sentence(proc.stderr)
+
+
+def test_every_name_dvc_interpolates_into_a_command_is_quoted():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    commands = [(s.get("do") or s)["cmd"] for s in stages.values()]
+    interpolated = [c for c in commands if "${" in c]
+    assert len(interpolated) == 4
+    assert all(c.endswith("'${key}'") and c.count("${") == 1 for c in interpolated)
+
+
+# ---- readers: (name, bytes, (worker, sample) ids kept, problems by reason -> lines) ----
+def rec(sample, **fields):
+    return {"worker_id": 0, "sample_id": sample, "instruction": "Explain rain.", "content": "So.</think>A.", **fields}
+
+
+def joined(records, sep):
+    return sep.join(json.dumps(r) if isinstance(r, dict) else r for r in records).encode() + sep.encode()
+
+
+CR_ONLY = [rec(i) for i in range(20)]
+CR_ONLY[4] = '{"worker_id": 0, "sample_id": 4, broken'
+READERS = [
+    ("CR-only line breaks resynchronise after a malformed record", joined(CR_ONLY, "\r"),
+     [(0, i) for i in range(20) if i != 4], {"malformed_json": [5]}),
+    ("CRLF line breaks", joined([rec(0), rec(1)], "\r\n"), [(0, 0), (0, 1)], {}),
+    ("a key differing only by case is refused, not guessed", joined([rec(0), rec(1, Input="the passage")], "\n"),
+     [(0, 0)], {"case_variant_key_Input": [2]}),
+    ("a lone surrogate is its own reason", joined([rec(0), '{"worker_id": 0, "sample_id": 1, "instruction": '
+                                                   '"A\\ud800", "content": "x"}', rec(2)], "\n"),
+     [(0, 0), (0, 2)], {"lone_surrogate": [2]}),
+    ("an escaped surrogate pair is a character, not a problem",
+     joined([rec(0, instruction="Explain \\ud83d\\ude00.")], "\n").replace(b"\\\\u", b"\\u"), [(0, 0)], {}),
+    ("an array resynchronises at the next element after a broken one",
+     b'[\n  ' + json.dumps(rec(0)).encode() + b',\n  {"worker_id": 0, broken\n  ' + json.dumps(rec(2)).encode()
+     + b'\n]\n', [(0, 0), (0, 2)], {"malformed_json": [3]}),
+]
+
+
+@pytest.mark.parametrize("name, content, kept, problems", READERS, ids=[c[0] for c in READERS])
+def test_readers_keep_every_good_record_and_count_each_bad_one(tmp_path, name, content, kept, problems):
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(content)
+    records, found, rows, _ = validate_records(path)
+    assert [(r["worker_id"], r["sample_id"]) for r in records] == kept
+    assert {reason: entry["lines"] for reason, entry in found.by_reason.items()} == problems
+    assert rows == len(kept) + found.total
+
+
+def test_the_corpus_stage_counts_a_lone_surrogate_and_writes_valid_utf8(tmp_path, params):
+    (tmp_path / "data/external").mkdir(parents=True)
+    good = [json.dumps(rec(i, content="Okay. Wait.</think>A.")) for i in range(120)]
+    good[7] = '{"worker_id": 0, "sample_id": 7, "instruction": "x", "content": "\\udfff</think>"}'
+    (tmp_path / "data/external/c.jsonl").write_text("\n".join(good) + "\n")
+    p = yaml.safe_load(yaml.safe_dump(params))
+    p["data"]["source"] = "data/external/c.jsonl"
+    write_params(tmp_path, p)
+    proc = run_stage("corpus", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "metrics/data/corpus.json").read_text())
+    assert report["invalid"] == {"lone_surrogate": {"count": 1, "lines": [8]}} and report["rows_valid"] == 119
+    assert len((tmp_path / "data/raw/corpus.jsonl").read_bytes().decode("utf-8").splitlines()) == 119
+
+
+def test_an_output_is_written_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"old": 1}\n')
+
+    def rows():
+        yield {"a": 1}
+        raise KeyboardInterrupt  # the process is stopped mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        write_jsonl(path, rows())
+    assert path.read_text() == '{"old": 1}\n' and os.listdir(tmp_path) == ["out.jsonl"]
+
+
+# ---- the gate: a reversed ranking never passes ----
+def test_a_method_gated_on_accuracy_by_design_still_fails_a_reversed_ranking(tmp_path):
+    floors = {"tolerance": 0.1, "no_skill": {"tau": 0.077, "auc_top10": 0.611},
+              "by_design": {"m02": {"metrics": ["native.accuracy"], "why": "one bin"}},
+              "floors": {"m02": {"native.accuracy": 0.98}}}
+    for tau in (-0.29, 0.077, 0.2):
+        (tmp_path / "methods").mkdir(exist_ok=True)
+        (tmp_path / "eval").mkdir(exist_ok=True)
+        (tmp_path / "methods/m02.json").write_text(json.dumps({"tau": tau, "auc_top10": 0.5}))
+        (tmp_path / "eval/m02.json").write_text(json.dumps({"native": {"accuracy": 0.99}}))
+        expected = [] if tau == 0.2 else [f"m02: tau {tau:.3f} <= 0.077 (the no-skill line)"]
+        assert check(tmp_path, floors) == expected
+
+
+# ---- a stage ends when the process that started it dies ----
+CHILD = ("import time; from thinkcount.stage import exit_with_parent; exit_with_parent(0.1); print('ready', "
+         "flush=True); time.sleep(60)")
+
+
+@pytest.mark.parametrize("through_shell", [False, True], ids=["direct child", "through a shell that stays"])
+def test_a_stage_ends_when_its_launcher_is_killed(through_shell):
+    child = [sys.executable, "-c", CHILD]
+    if through_shell:  # `; true` keeps the shell alive between the launcher and the stage
+        child = ["sh", "-c", f"{sys.executable} -c \"{CHILD}\"; true"]
+    launcher = subprocess.Popen([sys.executable, "-c", f"import subprocess; subprocess.run({child!r})"],
+                                env=PYTHON_ENV, stdout=subprocess.PIPE, text=True)
+    assert launcher.stdout.readline().strip() == "ready"
+    stage = [p for p in psutil.Process(launcher.pid).children(recursive=True) if "exit_with_parent" in " ".join(
+        p.cmdline()) and p.name().startswith("python")]
+    assert len(stage) == 1
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    gone, alive = psutil.wait_procs(stage, timeout=10)
+    assert not alive and len(gone) == 1  # the shell, if any, then ends by itself
