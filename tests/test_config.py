@@ -84,3 +84,13 @@ def test_stages_that_do_not_train_import_neither_torch_nor_transformers():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_ci_overlay_adds_nested_keys_and_refuses_a_mapping_over_a_value():
+    from thinkcount.ciprofile import merge
+    base = {"methods": {"m02": {"task": "classification"}}, "train": {"epochs": 2}}
+    merged = merge(base, {"methods": {"m02": {"overrides": {"model": "minilm-l6"}}}, "train": {"epochs": 1}})
+    assert merged == {"methods": {"m02": {"task": "classification", "overrides": {"model": "minilm-l6"}}},
+                      "train": {"epochs": 1}}
+    with pytest.raises(UserError, match="'train.epochs' is not a mapping"):
+        merge({"train": {"epochs": 2}}, {"train": {"epochs": {"x": 1}}})

@@ -15,9 +15,10 @@ from thinkcount.stage import exit_on_user_error
 
 
 def merge(base, overlay, where=""):
+    """overlay's values over base's; a key base lacks is added (load_params then refuses unknown ones)."""
     for key, value in overlay.items():
-        if isinstance(value, dict):
-            if not isinstance(base.get(key), dict):
+        if isinstance(value, dict) and key in base:
+            if not isinstance(base[key], dict):
                 raise UserError(f".ci/params.yaml: '{where}{key}' is not a mapping in params.yaml.")
             merge(base[key], value, f"{where}{key}.")
         else:
