@@ -6,7 +6,8 @@
 One model (m06's labels) is trained once through the train entry point, timed against a bare
 forward+backward+step loop, saved with its ONNX copies, and served. The compute bound is the model's
 FLOPs for the benchmark's prompts divided by a large fp32 matmul's rate measured in the same run.
-Results are merged into reports/benchmarks.json and rendered to reports/benchmarks.md; per-stage wall
+The corpus stage's peak memory on a 100 MiB user file is measured against that file's size
+(benchmarks/corpus_memory.py). Results are merged into reports/benchmarks.json and rendered to reports/benchmarks.md; per-stage wall
 times of a pipeline run come from benchmarks/fresh_clone.sh (benchmarks/stage_times.py).
 """
 import argparse
@@ -27,6 +28,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's library, whatever is installed
 
+import corpus_memory  # noqa: E402
 from thinkcount import modelfolder  # noqa: E402
 from thinkcount.config import load_params  # noqa: E402
 from thinkcount.corpus import generate  # noqa: E402
@@ -150,7 +152,7 @@ def bench_serving(folder, prompts, device):
     served = Predictor.load(folder, device=str(device))
     torch_predictor = Predictor.load(folder, device=str(device), backend="torch")
     bare, tokenizer = torch_predictor.model, torch_predictor.tokenizer
-    tokens = [len(tokenizer(p, truncation=True, max_length=served.config["max_length"])["input_ids"]) for p in prompts]
+    tokens = [len(tokenizer(p, truncation=True, max_length=served.config.max_length)["input_ids"]) for p in prompts]
     bound_ms = model_gflops(bare.encoder.config, np.median(tokens)) / matmul_gflops(device) * 1000
     with torch.inference_mode():
         def bare_predict(batch):
@@ -219,7 +221,8 @@ def main():
         results = {"training": {"trainer_samples_per_second": trainer_rate, "bare_samples_per_second": bare_rate,
                                 "ratio": trainer_rate / bare_rate, "model": settings["model"],
                                 "batch_size": settings["batch_size"], "max_length": settings["max_length"]},
-                   "serving": bench_serving(folder, list(rows["text"][:512]), device)}
+                   "serving": bench_serving(folder, list(rows["text"][:512]), device),
+                   "corpus_stage_memory": corpus_memory.measure(100)}
     key = f"{args.device} {params['model']} {args.precision}"
     saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     saved[key] = {"machine": machine(), "command": " ".join(sys.argv), "results": results}

@@ -1,10 +1,9 @@
 """Stage compare: per-method headline metrics, paired differences, serving gains, the report and charts."""
-from pathlib import Path
 
 from thinkcount import stage
 from thinkcount.comparison import add_paired_differences, add_serving, test_scores
 from thinkcount.dataset import load_frame
-from thinkcount.jsonl import read_json, write_json
+from thinkcount.jsonl import read_json, write_json, write_text
 from thinkcount.report import fmt, headline, markdown, plot_rows, summary_rows, tau_chart, training_curves
 
 COMMAND = "make run (dvc repro)"
@@ -22,8 +21,7 @@ def main(params):
     write_json("metrics/plots/tau.json", plot_rows(rows))
     for curve in ("eval/loss", "train/loss"):
         write_json(f"metrics/plots/{curve.replace('/', '_')}.json", training_curves(params["methods"], curve))
-    Path("reports").mkdir(exist_ok=True)
-    Path("reports/comparison.md").write_text(markdown(rows, COMMAND), encoding="utf-8")
+    write_text("reports/comparison.md", markdown(rows, COMMAND))
     tau_chart(rows, "reports/tau.png")
     for r in rows:
         print(f"{r['method']:<20} tau {fmt(r['kendall_tau'])}")

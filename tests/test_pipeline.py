@@ -2,14 +2,18 @@
 repro, a no-op second repro, `dvc exp run -S model=...`, and the predictor against the stage outputs."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
+import psutil
 import pytest
 import yaml
 
 from conftest import ROOT, read_json
+from thinkcount import UserError
 from thinkcount.ciprofile import prepare
 from thinkcount.predict import Predictor, main as predict_main
 
@@ -178,3 +182,37 @@ def test_push_then_pull_in_a_fresh_clone_gives_a_working_predictor_with_nothing_
     sh(tmp_path, "dvc", "artifacts", "get", str(repo), "m13_rank", "-o", str(tmp_path / "artifact"))
     assert Predictor.load(tmp_path / "artifact").predict(prompts[:1])[0]["score"] == pytest.approx(
         pulled[0]["score"], abs=1e-6)
+
+
+def stage_writers(repo):
+    """Train stage processes still running in repo."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        if "stages.train" in " ".join(process.info["cmdline"] or []) and process.info["cwd"] == str(repo):
+            found.append(process)
+    return found
+
+
+def test_a_killed_repro_publishes_no_model_and_leaves_no_writer(repo):
+    """dvc killed while train@m13_rank has saved its weights but not finished its folder: no model folder
+    appears, the orphaned stage stops by itself, the predictor refuses the partial folder, and the next
+    repro recovers the same model."""
+    before = (repo / "models/m13_rank/manifest.json").read_text()
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "TQDM_DISABLE": "1"}
+    dvc = subprocess.Popen(["dvc", "repro", "-f", "-s", "train@m13_rank"], cwd=repo, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = repo / "models/.m13_rank.partial"
+    deadline = time.time() + 600
+    while not (partial / "encoder/model.safetensors").is_file() and time.time() < deadline:
+        time.sleep(0.02)
+    dvc.send_signal(signal.SIGKILL)
+    dvc.wait()
+    _, alive = psutil.wait_procs(stage_writers(repo), timeout=15)
+    assert not alive and not (repo / "models/m13_rank").exists()
+    assert not (partial / "manifest.json").exists()
+    with pytest.raises(UserError, match="no such model folder"):
+        Predictor.load(repo / "models/m13_rank")
+    with pytest.raises(UserError, match="no manifest.json, so its training did not finish"):
+        Predictor.load(partial)
+    sh(repo, "dvc", "repro")
+    assert not partial.exists() and (repo / "models/m13_rank/manifest.json").read_text() == before

@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from thinkcount.jsonl import write_json
+
 RANKING_METRICS = ("tau", "auc_top10")
 TOLERANCE = 0.1
 TOP_SHARE = 0.1
@@ -117,7 +119,7 @@ def regenerate(root, floors_path):
                    "floor - tolerance or below the no-skill line.",
            "commit": commit, "n_test": n, "tolerance": TOLERANCE, "no_skill": lines, "by_design": by_design,
            "floors": floors}
-    Path(floors_path).write_text(json.dumps(out, indent=2) + "\n")
+    write_json(floors_path, out)
     return out
 
 

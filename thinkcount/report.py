@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from thinkcount.evaluation import UNDEFINED  # noqa: E402
+from thinkcount.jsonl import atomic_path  # noqa: E402
 
 SEED_NOTE = ("Native metrics are each method's own (accuracy/F1 on its own labels, MSE/MAE in its own units) "
              "and do not compare across rows. The yardstick does: every row ranks the same test prompts.")
@@ -181,5 +182,6 @@ def tau_chart(rows, path):
     ax.set_xlabel("Kendall tau-b vs true counts on the shared test split (95% bootstrap CI)")
     ax.axvline(0, color="black", linewidth=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

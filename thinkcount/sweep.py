@@ -16,6 +16,7 @@ import numpy as np
 from thinkcount import UserError
 from thinkcount.config import load_params
 from thinkcount.gate import lookup
+from thinkcount.jsonl import write_json, write_text
 
 SEED_KEYS = ("data.seed", "split.seed", "train.seed")
 PREFIX = "seeds-"
@@ -139,10 +140,9 @@ def summary(out="reports/seed_sweep.md"):
     header = (f"Kendall tau per seed set (data.seed/split.seed/train.seed), {len(found)} runs; "
               "from `python -m thinkcount.sweep summary`.\n\n")
     text = header + markdown(found, rows) + "\n" + differences_markdown(found, diffs)
-    Path(out).write_text(text)
-    Path(out).with_suffix(".json").write_text(json.dumps({"runs": [[n, list(s)] for n, s, _ in found],
-                                                          "methods": rows, "vs_" + REFERENCE: diffs},
-                                                         indent=2) + "\n")
+    write_text(out, text)
+    write_json(Path(out).with_suffix(".json"), {"runs": [[n, list(s)] for n, s, _ in found], "methods": rows,
+                                                "vs_" + REFERENCE: diffs})
     print(text)
 
 
