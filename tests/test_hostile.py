@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_stage, write_params
-from thinkcount import UserError
 from thinkcount.corpus import validate_records
 from thinkcount.gate import check
 from thinkcount.jsonl import write_jsonl
