@@ -158,3 +158,19 @@ def test_ranking_batches_mix_prompt_lengths(tmp_path, params, tiny_encoders, tas
     lengths = [set(batch["attention_mask"].sum(1).tolist()) for batch in trainer.get_train_dataloader()]
     share_mixed = np.mean([len(s) > 1 for s in lengths])
     assert share_mixed >= 0.9 if mixed else share_mixed <= 0.25
+
+
+@pytest.mark.parametrize("ratio, multipliers", [
+    (1.0, {0: 0.0, 5: 0.5, 9: 0.9}),              # warm-up over all 10 steps (one step would give 5: 0.556)
+    (0.2, {0: 0.0, 1: 0.5, 2: 1.0, 6: 0.5}),      # ceil(10 x 0.2) = 2 warm-up steps, then linear decay to 0
+    (0.0, {0: 1.0, 5: 0.5}),
+])
+def test_warmup_ratio_is_a_share_of_the_optimizer_steps(tmp_path, params, tiny_encoders, ratio, multipliers):
+    model, tokenizer = build_model(tiny_encoders["bert"], 1)
+    data = EncodedDataset(tokenizer, ["a prompt"] * 8, np.zeros(8, dtype=np.float32), 32)
+    trainer = make_trainer(model, tokenizer, (data, data), make_loss("regression", "mse", None),
+                           {"batch_size": 8, "grad_accum": 1}, {**params["train"], "warmup_ratio": ratio}, "cpu",
+                           "regression", (1e-3, 1), tmp_path, False)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    schedule = trainer.lr_scheduler.lr_lambdas[0]
+    assert {step: round(schedule(step), 6) for step in multipliers} == multipliers

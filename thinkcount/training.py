@@ -1,4 +1,5 @@
 """One training entry point for every method, configured by the method's params."""
+import math
 import shutil
 from pathlib import Path
 
@@ -193,6 +194,19 @@ def sampling_strategy(task, batches):
     return "group_by_length" if batches == "length_grouped" and task != "ranking" else "random"
 
 
+class RatioWarmupTrainer(Trainer):
+    """A Trainer whose warm-up is a share of its optimizer steps. Trainer reads `warmup_steps` of 1 or more as
+    a step count, so passing a ratio there would make train.warmup_ratio 1 mean one step."""
+
+    def __init__(self, *args, warmup_ratio, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.warmup_ratio = warmup_ratio
+
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        self.args.warmup_steps = math.ceil(num_training_steps * self.warmup_ratio)
+        return super().create_scheduler(num_training_steps, optimizer)
+
+
 def make_trainer(model, tokenizer, datasets, loss, settings, train_params, device, task, schedule, checkpoints,
                  progress):
     """A Trainer for one phase; schedule is (learning rate, epochs). Several CPU processes talk over gloo."""
@@ -201,7 +215,7 @@ def make_trainer(model, tokenizer, datasets, loss, settings, train_params, devic
         output_dir=str(checkpoints), num_train_epochs=epochs, learning_rate=lr,
         per_device_train_batch_size=settings["batch_size"], gradient_accumulation_steps=settings["grad_accum"],
         per_device_eval_batch_size=train_params["eval_batch_size"],
-        weight_decay=train_params["weight_decay"], warmup_steps=train_params["warmup_ratio"],
+        weight_decay=train_params["weight_decay"],
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, save_only_model=True,
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
         logging_strategy="steps", logging_steps=10, report_to="none", seed=train_params["seed"],
@@ -211,9 +225,10 @@ def make_trainer(model, tokenizer, datasets, loss, settings, train_params, devic
         use_cpu=device == "cpu", ddp_backend="gloo" if device == "cpu" and running_processes() > 1 else None,
         **precision_flags(train_params["precision"], device),
     )
-    trainer = Trainer(model=model, args=args, train_dataset=datasets[0], eval_dataset=datasets[1],
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
-                      callbacks=[EarlyStoppingCallback(train_params["early_stopping_patience"])])
+    trainer = RatioWarmupTrainer(model=model, args=args, train_dataset=datasets[0], eval_dataset=datasets[1],
+                                 data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
+                                 callbacks=[EarlyStoppingCallback(train_params["early_stopping_patience"])],
+                                 warmup_ratio=train_params["warmup_ratio"])
     trainer.loss_is_scaled_for_ga = False  # our losses are per-batch means
     return trainer
 
