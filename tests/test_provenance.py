@@ -1,0 +1,80 @@
+"""Provenance that cannot go stale: every module a stage runs (its script and every project module it imports,
+at the top or inside a function) is among the stage's deps in dvc.yaml, so editing it reruns the stage."""
+import ast
+import copy
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+PROJECT_PACKAGES = ("thinkcount", "stages")
+
+
+def module_file(name):
+    """The file of a project module (thinkcount.jsonl -> thinkcount/jsonl.py), or None for anything else."""
+    if name.split(".")[0] not in PROJECT_PACKAGES:
+        return None
+    path = ROOT.joinpath(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate.relative_to(ROOT).as_posix()
+    return None
+
+
+def imported_modules(path):
+    """Modules a file imports anywhere in it; `from a import b` counts a and, when b is a module, a.b."""
+    names = []
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def files_run(module):
+    """The project files importing `module` runs: its own, its packages' __init__ files, and all they import."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py first
+            path = module_file(".".join(parts[:depth]))
+            if path and path not in seen:
+                seen.add(path)
+                todo += imported_modules(path)
+    return seen
+
+
+def missing_deps(stage):
+    """Files the stage's command runs that none of its deps covers (a dep may be a file or a folder)."""
+    module = stage["cmd"].split("python -m ", 1)[1].split()[0]
+    deps = [d for d in stage.get("deps", []) if "${" not in d]
+    return sorted(f for f in files_run(module) if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
+
+
+def stages():
+    """Every stage of dvc.yaml (a foreach stage's template once), YAML anchors resolved."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in spec.items()}
+
+
+@pytest.mark.parametrize("name", list(stages()))
+def test_every_module_a_stage_runs_is_one_of_its_deps(name):
+    assert missing_deps(stages()[name]) == []
+
+
+def test_a_removed_dep_is_found():
+    stage = copy.deepcopy(stages()["filter"])
+    stage["deps"].remove("thinkcount/counting.py")
+    assert missing_deps(stage) == ["thinkcount/counting.py"]
+    stage["deps"].remove("thinkcount/__init__.py")
+    assert missing_deps(stage) == ["thinkcount/__init__.py", "thinkcount/counting.py"]
+
+
+def test_the_walk_follows_imports_inside_functions():
+    # stage.record_time imports psutil (not ours) inside a function; modelfolder.write_model imports
+    # onnx_export inside a function, and onnx_export imports torch at the top.
+    assert "thinkcount/onnx_export.py" in files_run("thinkcount.modelfolder")
+    assert files_run("thinkcount.stage") >= {"thinkcount/__init__.py", "thinkcount/config.py", "thinkcount/stage.py"}
