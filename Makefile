@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test ci-repro ci-floors seed-sweep seed-profile gpu-profile bench clean-venv
+.PHONY: run test test-fast ci-repro ci-floors seed-sweep seed-profile gpu-profile bench clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	python -m pytest -q
+
+# The edit loop: every test not marked slow.
+test-fast: $(STAMP)
+	python -m pytest -q -m "not slow"
 
 # The CI profile: the whole pipeline on a small corpus with a 2-layer MiniLM in a scratch copy
 # (.ci-work), then the regression gate against the committed floors.

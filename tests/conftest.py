@@ -90,3 +90,23 @@ def labelled(params, name, rows):
     from thinkcount.labels import make_labels
     labels, config = make_labels(rows, params["methods"][name], 0, name, params["features"])
     return rows.assign(label=labels), config
+
+
+def sealed_model(folder, params, encoders, name="m08_markers", rows=None):
+    """A complete model folder as the train stage writes it (weights, label configuration, ONNX copies and
+    the manifest), trained for a moment on tiny rows with a tiny encoder."""
+    from thinkcount import modelfolder
+    from thinkcount.training import train_method
+    p = tiny_params(params, encoders)
+    rows, config = labelled(p, name, tiny_rows() if rows is None else rows)
+    model, tokenizer, _, _, config = train_method(p, name, rows, config, folder, progress=False)
+    modelfolder.write_model(folder, model, tokenizer, config)
+    modelfolder.seal(folder, name, config)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, params, tiny_encoders):
+    """A sealed m08 classifier on a tiny DeBERTa-v2 encoder; tests copy it before changing anything."""
+    return sealed_model(tmp_path_factory.mktemp("model") / "m08_markers", params,
+                        {"deberta-v2": tiny_encoders["deberta-v2"]})

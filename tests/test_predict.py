@@ -6,22 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import labelled, tiny_params, tiny_rows
 from thinkcount import UserError, modelfolder
 from thinkcount import predict
 from thinkcount.predict import Predictor, main
-from thinkcount.training import train_method
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, params, tiny_encoders):
-    out = tmp_path_factory.mktemp("model") / "m08_markers"
-    p = tiny_params(params, {"deberta-v2": tiny_encoders["deberta-v2"]})
-    rows, config = labelled(p, "m08_markers", tiny_rows())
-    model, tokenizer, _, _, config = train_method(p, "m08_markers", rows, config, out, progress=False)
-    modelfolder.write_model(out, model, tokenizer, config)
-    modelfolder.seal(out, "m08_markers", config)
-    return out
 
 
 def test_predict_returns_scores_labels_and_probabilities(model_dir):
