@@ -1,0 +1,255 @@
+"""The scoring service and the priority proxy, started on a free loopback port and spoken to over HTTP; the
+engine behind the proxy is a small ASGI app in this process that records what it receives."""
+import asyncio
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from conftest import ROOT, sealed_model
+from thinkcount.predict import Predictor
+from thinkcount.proxy import PATHS, capped, priority
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
+PROMPTS = ["Why is the sky blue? How does light scatter in the air?", "List three colors.",
+           "Explain step by step how to solve 3x + 5 = 20, then check the answer.", "Hi"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def service(model, *args):
+    """python -m thinkcount.serve on a free port; yields (base URL, process) once /healthz answers."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "thinkcount.serve", "--model", str(model), "--port", str(port),
+                             *map(str, args)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+    try:
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+SSE = [b'data: {"id":"c1","choices":[{"delta":{"content":"Hel"}}]}\n\n',
+       b'data: {"id":"c1","choices":[{"delta":{"content":"lo"}}]}\n\n', b"data: [DONE]\n\n"]
+
+
+class Engine:
+    """Stands in for vLLM: records each request body; streams SSE_CHUNKS when asked to stream."""
+
+    def __init__(self, name):
+        self.name, self.received = name, []
+
+    async def complete(self, request):
+        body = await request.json()
+        self.received.append(body)
+        if body.get("stream"):
+            async def chunks():
+                for chunk in SSE:
+                    yield chunk
+                    await asyncio.sleep(0.01)
+            return StreamingResponse(chunks(), media_type="text/event-stream", headers={"x-engine": self.name})
+        return JSONResponse({"engine": self.name, "id": "c1"}, headers={"x-engine": self.name})
+
+    def app(self):
+        return Starlette(routes=[Route(path, self.complete, methods=["POST"]) for path in PATHS])
+
+
+@contextmanager
+def in_thread(app):
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def scoring(model_dir):
+    with service(model_dir, "--max-wait-ms", 50, "--max-prompts", 8, "--max-body-bytes", 4096) as (url, _):
+        yield url
+
+
+def test_scores_equal_the_predictor_in_process(scoring, model_dir):
+    reply = httpx.post(f"{scoring}/score", json={"prompts": PROMPTS[:2] + [{"instruction": "Explain rain.",
+                                                                            "input": "It falls."}]})
+    assert reply.status_code == 200
+    expected = Predictor.load(model_dir).predict(PROMPTS[:2] + ["Explain rain.\n\nIt falls."])
+    got = reply.json()["results"]
+    assert [r["score"] for r in got] == pytest.approx([e["score"] for e in expected], abs=1e-5)
+    assert [r["label"] for r in got] == [e["label"] for e in expected]
+    assert reply.json()["model"] == httpx.get(f"{scoring}/healthz").json()["version"]
+
+
+BAD = [
+    (b"{not json", 400, "the body is not valid JSON."),
+    (b"[1, 2]", 400, "the body must be a JSON object."),
+    (b"{}", 400, "`prompts` must be a non-empty list"),
+    (b'{"prompts": []}', 400, "`prompts` must be a non-empty list"),
+    (b'{"prompts": ["ok", 3]}', 400, "prompt 1 is empty, not a string"),
+    (b'{"prompts": ["ok", "  "]}', 400, "prompt 1 is empty, not a string"),
+    (b'{"prompts": [{"instruction": "x", "Input": "y"}]}', 400, "prompt 0 is empty, not a string"),
+    (b'{"promts": ["ok"]}', 400, "unknown key 'promts'"),
+    (b'{"prompts": ["a", "b", "c", "d", "e", "f", "g", "h", "i"]}', 413, "9 prompts in one request; at most 8."),
+    (b'{"prompts": ["' + b"x" * 5000 + b'"]}', 413, "the body is over 4096 bytes."),
+]
+
+
+@pytest.mark.parametrize("body, status, message", BAD, ids=[m for _, _, m in BAD])
+def test_a_bad_request_gets_its_status_and_one_sentence(scoring, body, status, message):
+    reply = httpx.post(f"{scoring}/score", content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == status and reply.json()["error"].startswith(message)
+    assert httpx.get(f"{scoring}/healthz").json()["status"] == "ok"  # nothing takes the process down
+
+
+def metric(url, name):
+    """The value of one sample line of /metrics, e.g. thinkcount_batch_size_count."""
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_concurrent_requests_are_scored_in_shared_batches(scoring):
+    calls, prompts = metric(scoring, "thinkcount_batch_size_count"), metric(scoring, "thinkcount_batch_size_sum")
+
+    async def clients():
+        async with httpx.AsyncClient() as client:
+            replies = await asyncio.gather(*[client.post(f"{scoring}/score", json={"prompts": [p]})
+                                             for p in PROMPTS * 4])
+        return [r.status_code for r in replies]
+    assert asyncio.run(clients()) == [200] * 16
+    new_calls = metric(scoring, "thinkcount_batch_size_count") - calls
+    assert metric(scoring, "thinkcount_batch_size_sum") - prompts == 16 and new_calls < 16  # some batch held > 1
+    text = httpx.get(f"{scoring}/metrics").text
+    assert 'thinkcount_requests_total{endpoint="score",status="200"}' in text and "thinkcount_model_info{" in text
+
+
+def test_reload_serves_the_new_model_and_refuses_a_bad_folder(model_dir, tmp_path, params, tiny_encoders):
+    ranker = sealed_model(tmp_path / "m13_rank", params, {"bert": tiny_encoders["bert"]}, name="m13_rank")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    with service(model_dir) as (url, _):
+        before = httpx.get(f"{url}/healthz").json()["version"]
+        reply = httpx.post(f"{url}/reload", json={"model": str(broken)})
+        assert reply.status_code == 422 and "no manifest.json" in reply.json()["error"]
+        assert httpx.get(f"{url}/healthz").json()["version"] == before  # the old model serves on
+        assert "probs" in httpx.post(f"{url}/score", json={"prompts": ["Why?"]}).json()["results"][0]
+        reply = httpx.post(f"{url}/reload", json={"model": str(ranker)})
+        assert reply.status_code == 200 and reply.json()["version"] != before
+        result = httpx.post(f"{url}/score", json={"prompts": ["Why?"]}).json()["results"][0]
+        assert "probs" not in result  # the ranking model answers now
+        assert result["score"] == pytest.approx(Predictor.load(ranker).predict(["Why?"])[0]["score"], abs=1e-5)
+
+
+def test_sigterm_drains_the_request_in_flight_and_exits_0(model_dir):
+    with service(model_dir, "--max-wait-ms", 1500) as (url, proc):  # a request waits 1.5 s for company
+        replies = []
+        thread = threading.Thread(target=lambda: replies.append(httpx.post(f"{url}/score", json={
+            "prompts": ["Why?"]}, timeout=30)))
+        thread.start()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        thread.join(30)
+        assert proc.wait(30) == 0
+        assert replies[0].status_code == 200 and len(replies[0].json()["results"]) == 1
+
+
+# ---- the proxy ----
+def test_priority_levels_and_aging_by_hand():
+    assert [priority(c, 0) for c in (0.5, 1, math.e, 20, 150)] == [0, 0, 10, 30, 50]
+    assert priority(20, 7) == 37
+    # Aging: a request predicted at 150 counts (level 50) arriving at t=0 is overtaken by one predicted at 1
+    # count (level 0) only while the newcomer's aging levels stay below 50: for 50 aging steps.
+    assert priority(1, 49) < priority(150, 0) <= priority(1, 50)
+
+
+def test_max_tokens_are_capped_by_the_prediction():
+    assert capped({"max_tokens": 500}, 20, 5)["max_tokens"] == 100
+    assert capped({"max_tokens": 50}, 20, 5)["max_tokens"] == 50
+    assert capped({}, 2.2, 5)["max_tokens"] == 11
+    assert capped({"max_completion_tokens": 500}, 20, 5) == {"max_completion_tokens": 100}
+
+
+@pytest.fixture(scope="module")
+def proxy(model_dir):
+    expected = {p: r["expected_counts"] for p, r in zip(PROMPTS, Predictor.load(model_dir).predict(PROMPTS))}
+    threshold = sorted(expected.values())[2]  # the two prompts predicted longest go to the reasoning engine
+    default, reasoning = Engine("default"), Engine("reasoning")
+    with in_thread(default.app()) as default_url, in_thread(reasoning.app()) as reasoning_url:
+        with service(model_dir, "--upstream", default_url, "--reasoning-upstream", reasoning_url, "--threshold",
+                     threshold, "--aging-seconds", 3600) as (url, _):
+            yield url, default, reasoning, expected, threshold
+
+
+def test_the_proxy_sets_priorities_by_predicted_effort_and_routes_by_threshold(proxy):
+    url, default, reasoning, expected, threshold = proxy
+    for prompt in PROMPTS:
+        reply = httpx.post(f"{url}/v1/chat/completions", json={"model": "m", "messages": [
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": prompt}]})
+        assert reply.status_code == 200 and reply.headers["x-engine"] == reply.headers["x-thinkcount-upstream"]
+        assert reply.json()["engine"] == ("reasoning" if expected[prompt] >= threshold else "default")
+    sent = {body["messages"][-1]["content"]: body["priority"] for body in default.received + reasoning.received}
+    assert sent == {p: priority(c, 0) for p, c in expected.items()}  # aging: 0 levels within the first hour
+    by_effort = sorted(PROMPTS, key=expected.get)
+    assert [sent[p] for p in by_effort] == sorted(sent.values())  # lower predicted effort, served first
+    assert {b["messages"][-1]["content"] for b in reasoning.received} == {p for p in PROMPTS
+                                                                         if expected[p] >= threshold}
+
+
+def test_the_proxy_streams_the_answer_back_byte_for_byte(proxy):
+    url = proxy[0]
+    with httpx.stream("POST", f"{url}/v1/completions", json={"model": "m", "prompt": "Hi", "stream": True}) as reply:
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+        assert b"".join(reply.iter_raw()) == b"".join(SSE)
+        assert int(reply.headers["x-thinkcount-priority"]) == priority(proxy[3]["Hi"], 0)
+
+
+@pytest.mark.parametrize("path, body, message", [
+    ("/v1/chat/completions", {"messages": [{"role": "system", "content": "x"}]}, "`messages` has no user message"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+     "the last user message has no text"),
+    ("/v1/completions", {"prompt": 3}, "`prompt` must be a non-empty string"),
+])
+def test_the_proxy_refuses_a_request_it_cannot_score(proxy, path, body, message):
+    reply = httpx.post(f"{proxy[0]}{path}", json=body)
+    assert reply.status_code == 400 and reply.json()["error"].startswith(message)
+
+
+def test_an_unreachable_upstream_is_a_502_with_one_sentence(model_dir):
+    with service(model_dir, "--upstream", f"http://127.0.0.1:{free_port()}") as (url, _):
+        reply = httpx.post(f"{url}/v1/completions", json={"prompt": "Hi"})
+        assert reply.status_code == 502 and "did not answer" in reply.json()["error"]

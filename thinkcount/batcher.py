@@ -1,0 +1,63 @@
+"""Micro-batching: prompts from concurrent requests scored in one call of the model.
+
+The first waiting request opens a batch; others join it until it holds max_batch prompts or max_wait
+seconds have passed since it opened. The batch is scored in one worker thread (the model is in memory
+once and ONNX Runtime uses the cores itself), and each request gets its own slice of the results."""
+import asyncio
+
+
+class MicroBatcher:
+    def __init__(self, score, max_batch, max_wait, on_batch=None):
+        """score: prompts -> one result per prompt (blocking; runs in a worker thread).
+        on_batch: called with each batch's size (for the service's metrics)."""
+        self.score, self.max_batch, self.max_wait = score, max_batch, max_wait
+        self.on_batch = on_batch or (lambda size: None)
+        self.queue = asyncio.Queue()
+        self.task = None
+
+    def start(self):
+        self.task = asyncio.create_task(self.run())
+
+    async def stop(self):
+        if self.task:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    async def submit(self, prompts):
+        """The results for prompts, scored together with whatever other requests are waiting."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((prompts, future))
+        return await future
+
+    async def gather(self):
+        """The next batch: the requests waiting now, then those arriving within max_wait, up to max_batch."""
+        batch = [await self.queue.get()]
+        size = len(batch[0][0])
+        deadline = asyncio.get_running_loop().time() + self.max_wait
+        while size < self.max_batch:
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                item = self.queue.get_nowait() if left <= 0 else await asyncio.wait_for(self.queue.get(), left)
+            except (asyncio.QueueEmpty, TimeoutError):
+                break
+            batch.append(item)
+            size += len(item[0])
+        return batch
+
+    async def run(self):
+        while True:
+            batch = await self.gather()
+            prompts = [p for request, _ in batch for p in request]
+            self.on_batch(len(prompts))
+            try:
+                results = await asyncio.to_thread(self.score, prompts)
+            except Exception as e:  # the requests of this batch fail; the service goes on
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            start = 0
+            for request, future in batch:
+                if not future.done():  # a client that went away leaves a cancelled future
+                    future.set_result(results[start:start + len(request)])
+                start += len(request)
