@@ -7,7 +7,8 @@ One model (m06's labels) is trained once through the train entry point, timed ag
 forward+backward+step loop, saved with its ONNX copies, and served. The compute bound is the model's
 FLOPs for the benchmark's prompts divided by a large fp32 matmul's rate measured in the same run.
 The corpus stage's peak memory on a 100 MiB user file is measured against that file's size
-(benchmarks/corpus_memory.py). Results are merged into reports/benchmarks.json and rendered to reports/benchmarks.md; per-stage wall
+(benchmarks/corpus_memory.py), and the scoring service under 1, 8 and 64 loopback clients against the
+in-process predictor (benchmarks/load_test.py). Results are merged into reports/benchmarks.json and rendered to reports/benchmarks.md; per-stage wall
 times of a pipeline run come from benchmarks/fresh_clone.sh (benchmarks/stage_times.py).
 """
 import argparse
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's library, whatever is installed
 
 import corpus_memory  # noqa: E402
+import load_test  # noqa: E402
 from thinkcount import modelfolder  # noqa: E402
 from thinkcount.config import load_params  # noqa: E402
 from thinkcount.corpus import generate  # noqa: E402
@@ -222,6 +224,7 @@ def main():
                                 "ratio": trainer_rate / bare_rate, "model": settings["model"],
                                 "batch_size": settings["batch_size"], "max_length": settings["max_length"]},
                    "serving": bench_serving(folder, list(rows["text"][:512]), device),
+                   "service_load_test": load_test.measure(folder, list(rows["text"][:512])),
                    "corpus_stage_memory": corpus_memory.measure(100)}
     key = f"{args.device} {params['model']} {args.precision}"
     saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}

@@ -1,6 +1,7 @@
 """The scoring service and the priority proxy, started on a free loopback port and spoken to over HTTP; the
 engine behind the proxy is a small ASGI app in this process that records what it receives."""
 import asyncio
+import json
 import math
 import os
 import signal
@@ -253,3 +254,21 @@ def test_an_unreachable_upstream_is_a_502_with_one_sentence(model_dir):
     with service(model_dir, "--upstream", f"http://127.0.0.1:{free_port()}") as (url, _):
         reply = httpx.post(f"{url}/v1/completions", json={"prompt": "Hi"})
         assert reply.status_code == 502 and "did not answer" in reply.json()["error"]
+
+
+def test_the_replay_client_sends_each_trace_s_length_with_ignore_eos(proxy, tmp_path):
+    from thinkcount.replay import main as replay_main
+    url, default, reasoning = proxy[0], proxy[1], proxy[2]
+    rows = [{"text": p, "trace_chars": chars} for p, chars in zip(PROMPTS, [10, 401, 4000, 0])]
+    (tmp_path / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = len(default.received) + len(reasoning.received)
+    out = tmp_path / "replay.jsonl"
+    assert replay_main(["--url", url, "--model", "m", "--input", str(tmp_path / "traces.jsonl"), "--rate", "50",
+                        "--output", str(out)]) == 0
+    sent = (default.received + reasoning.received)[before:]
+    by_prompt = {b["messages"][0]["content"]: b for b in sent}
+    assert {p: b["max_tokens"] for p, b in by_prompt.items()} == dict(zip(PROMPTS, [3, 101, 1000, 1]))
+    assert all(b["ignore_eos"] is True and "priority" in b for b in sent)
+    records = [json.loads(line) for line in out.open()]
+    assert [r["status"] for r in records] == [200] * 4
+    assert [r["priority"] for r in records] == [priority(proxy[3][p], 0) for p in PROMPTS]

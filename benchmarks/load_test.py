@@ -1,0 +1,169 @@
+"""Loopback load test of the scoring service against the bare Predictor in-process.
+
+    python benchmarks/load_test.py --model models/m13_rank     # also run by benchmarks/run.py (make bench)
+
+The service (python -m thinkcount.serve) runs in its own process on a free loopback port. Closed loops of
+1, 8 and 64 clients each send one prompt a request until a bounded number of requests is done: throughput,
+p50 and p99 latency, failed requests. The same at 64 clients with micro-batching off (--max-batch 1) says
+what batching buys. An open loop then sends Poisson arrivals at half the 64-client throughput and reports
+p99 latency. The reference is Predictor.predict in this process on the same prompts at its best batch
+size. Targets on 2 cores: 64 clients reach 80% of the in-process rate; p99 under 100 ms at half load."""
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from thinkcount.predict import Predictor  # noqa: E402
+
+CLIENTS = (1, 8, 64)
+REQUESTS = {1: 300, 8: 800, 64: 2000}  # per closed-loop run; each run also stops after 60 s
+OPEN_LOOP_REQUESTS = 600
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """python -m thinkcount.serve in a subprocess, ready once /healthz answers."""
+
+    def __init__(self, model, *args):
+        self.url = f"http://127.0.0.1:{free_port()}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "thinkcount.serve", "--model", str(model), "--port",
+                                      self.url.rsplit(":", 1)[1], *args], env=env, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                if self.proc.poll() is not None:
+                    raise SystemExit(self.proc.stderr.read().decode())
+                time.sleep(0.2)
+        raise SystemExit("the service did not start within 120 s")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+async def closed_loop(url, prompts, clients, total, limit_s=60):
+    """clients workers, each sending the next prompt as soon as its last answer came, until total are done."""
+    latencies, failures, sent = [], 0, 0
+    deadline = time.perf_counter() + limit_s
+
+    async def worker(client):
+        nonlocal failures, sent
+        while sent < total and time.perf_counter() < deadline:
+            prompt = prompts[sent % len(prompts)]
+            sent += 1
+            start = time.perf_counter()
+            try:
+                reply = await client.post(f"{url}/score", json={"prompts": [prompt]})
+                failures += reply.status_code != 200
+            except httpx.HTTPError:
+                failures += 1
+            latencies.append(time.perf_counter() - start)
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*[worker(client) for _ in range(clients)])
+        elapsed = time.perf_counter() - start
+    return result(latencies, failures, elapsed)
+
+
+async def open_loop(url, prompts, rate, total, seed=0):
+    """Poisson arrivals at `rate` requests/s, each its own task: latency as a client sees it under that load."""
+    gaps = np.random.default_rng(seed).exponential(1 / rate, total)
+    latencies, failures = [], 0
+
+    async def one(client, prompt):
+        nonlocal failures
+        start = time.perf_counter()
+        try:
+            failures += (await client.post(f"{url}/score", json={"prompts": [prompt]})).status_code != 200
+        except httpx.HTTPError:
+            failures += 1
+        latencies.append(time.perf_counter() - start)
+
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=256), timeout=60) as client:
+        tasks, start = [], time.perf_counter()
+        for i, gap in enumerate(gaps):
+            await asyncio.sleep(gap)
+            tasks.append(asyncio.create_task(one(client, prompts[i % len(prompts)])))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return {**result(latencies, failures, elapsed), "offered_per_second": rate}
+
+
+def result(latencies, failures, elapsed):
+    ms = np.array(latencies) * 1000
+    return {"requests": len(latencies), "failed": failures, "prompts_per_second": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+
+
+def in_process(model, prompts):
+    """Predictor.predict's best rate over batch sizes, on the same prompts, in this process."""
+    predictor = Predictor.load(model, device="cpu")
+    predictor.predict(prompts[:64])  # warm-up
+    rates = {}
+    for batch_size in (1, 8, 16, 32, 64):
+        start = time.perf_counter()
+        predictor.predict(prompts, batch_size)
+        rates[batch_size] = len(prompts) / (time.perf_counter() - start)
+    best = max(rates, key=rates.get)
+    return {"best_batch_size": best, "prompts_per_second": round(rates[best], 1),
+            "by_batch_size": {b: round(r, 1) for b, r in rates.items()}}
+
+
+def measure(model, prompts):
+    reference = in_process(model, prompts)
+    out = {"in_process": reference, "closed_loop": {}}
+    with Service(model) as service:
+        asyncio.run(closed_loop(service.url, prompts, 8, 100))  # warm-up
+        for clients in CLIENTS:
+            out["closed_loop"][clients] = asyncio.run(closed_loop(service.url, prompts, clients, REQUESTS[clients]))
+        saturation = out["closed_loop"][64]["prompts_per_second"]
+        out["open_loop_half_saturation"] = asyncio.run(open_loop(service.url, prompts, saturation / 2,
+                                                                 OPEN_LOOP_REQUESTS))
+    with Service(model, "--max-batch", "1") as service:
+        asyncio.run(closed_loop(service.url, prompts, 8, 100))
+        out["closed_loop_64_without_micro_batching"] = asyncio.run(closed_loop(service.url, prompts, 64, 2000))
+    out["service_64_over_in_process"] = round(out["closed_loop"][64]["prompts_per_second"]
+                                              / reference["prompts_per_second"], 3)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--prompts", help="JSONL with instruction per line (default: the model's test prompts)")
+    args = parser.parse_args()
+    if args.prompts:
+        prompts = [json.loads(line)["instruction"] for line in open(args.prompts, encoding="utf-8")]
+    else:
+        prompts = [f"Explain step {i} of how vaccines train the immune system, briefly." if i % 3 else
+                   f"List {i % 7 + 2} fruits." for i in range(512)]
+    print(json.dumps(measure(args.model, prompts), indent=2))
+
+
+if __name__ == "__main__":
+    main()
