@@ -10,6 +10,8 @@ from conftest import read_json, run_stage, write_params
 from thinkcount import UserError
 from thinkcount.launch import check_precision, launch_command
 
+pytestmark = pytest.mark.slow  # runs dvc or several training processes
+
 METHOD = "m05_bin_regress"
 
 

@@ -17,6 +17,8 @@ from thinkcount import UserError
 from thinkcount.ciprofile import prepare
 from thinkcount.predict import Predictor, main as predict_main
 
+pytestmark = pytest.mark.slow  # runs dvc or several training processes
+
 METHODS = ["m10_kmeans_clean", "m13_rank"]
 
 

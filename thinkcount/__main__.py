@@ -9,7 +9,7 @@ stop a name such as `x; rm -rf ~` or `../../data`. `make run`, the profiles and 
 import argparse
 import sys
 
-from thinkcount import UserError
+from thinkcount import exit_status
 from thinkcount.config import load_params
 
 
@@ -26,12 +26,7 @@ def main(argv=None):
     verb.add_argument("params", nargs="?", default="params.yaml")
     verb.set_defaults(run=check)
     args = parser.parse_args(argv)
-    try:
-        args.run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from thinkcount import UserError
+from thinkcount import UserError, exit_status
 from thinkcount.counting import prompt_text
 from thinkcount.features import prepare_text
 from thinkcount.inference import best_device, predict_raw, prediction_records
@@ -142,30 +142,28 @@ def main(argv=None):
     parser.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                         help="auto: ONNX Runtime on the CPU when the model has an ONNX copy, else PyTorch")
     parser.add_argument("prompts", nargs="*", help="prompts to score")
-    args = parser.parse_args(argv)
-    try:
-        if bool(args.input) == bool(args.prompts):
-            raise UserError("give prompts on the command line or --input FILE, not both or neither.")
-        if args.batch_size < 1:
-            raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}.")
-        # A first pass checks every line before the model loads or anything is written.
-        total = sum(1 for _ in read_prompts(args.input)) if args.input else len(args.prompts)
-        if total == 0:
-            raise UserError(f"{args.input}: no prompts to score.")
-        check_output(args.output)
-        hf_logging.disable_progress_bar()  # a sub-second load; stderr keeps only errors
-        predictor = Predictor.load(args.model, int8=args.int8, backend=args.backend)
-        prompts = read_prompts(args.input) if args.input else args.prompts
-        lines = score_lines(predictor, prompts, args.batch_size, total, progress=bool(args.input))
-        if args.output:
-            with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as out:
-                out.writelines(lines)
-        else:
-            sys.stdout.writelines(lines)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: run(parser.parse_args(argv)))
+
+
+def run(args):
+    if bool(args.input) == bool(args.prompts):
+        raise UserError("give prompts on the command line or --input FILE, not both or neither.")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}.")
+    # A first pass checks every line before the model loads or anything is written.
+    total = sum(1 for _ in read_prompts(args.input)) if args.input else len(args.prompts)
+    if total == 0:
+        raise UserError(f"{args.input}: no prompts to score.")
+    check_output(args.output)
+    hf_logging.disable_progress_bar()  # a sub-second load; stderr keeps only errors
+    predictor = Predictor.load(args.model, int8=args.int8, backend=args.backend)
+    prompts = read_prompts(args.input) if args.input else args.prompts
+    lines = score_lines(predictor, prompts, args.batch_size, total, progress=bool(args.input))
+    if args.output:
+        with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as out:
+            out.writelines(lines)
+    else:
+        sys.stdout.writelines(lines)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 import httpx
 import numpy as np
 
-from thinkcount import UserError
+from thinkcount import UserError, exit_status
 from thinkcount.jsonl import read_jsonl, write_jsonl
 
 
@@ -83,19 +83,17 @@ def main(argv=None):
     parser.add_argument("--chars-per-token", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=0, help="seed of the arrival gaps (the same for every policy)")
     parser.add_argument("--output", help="one JSON line per request (written whole, by rename)")
-    args = parser.parse_args(argv)
-    try:
-        if args.rate <= 0 or args.requests < 1 or args.chars_per_token <= 0:
-            raise UserError("--rate and --chars-per-token must be above 0 and --requests at least 1.")
-        requests = read_requests(args.input, args.requests, args.chars_per_token)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return exit_status(lambda: run(parser.parse_args(argv)))
+
+
+def run(args):
+    if args.rate <= 0 or args.requests < 1 or args.chars_per_token <= 0:
+        raise UserError("--rate and --chars-per-token must be above 0 and --requests at least 1.")
+    requests = read_requests(args.input, args.requests, args.chars_per_token)
     records = asyncio.run(replay(args.url, args.model, requests, args.rate, args.seed))
     if args.output:
         write_jsonl(args.output, records)
     print(json.dumps(summarise(records)))
-    return 0
 
 
 if __name__ == "__main__":

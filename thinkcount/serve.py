@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from thinkcount import UserError, proxy
+from thinkcount import UserError, exit_status, proxy
 from thinkcount.batcher import MicroBatcher
 from thinkcount.counting import prompt_text
 from thinkcount.modelfolder import MANIFEST
@@ -228,19 +228,17 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-        config = ServeConfig(**{k: v for k, v in vars(args).items() if k not in ("host", "port")})
-        slot = ModelSlot(config.model, config.batch_size)  # a bad folder stops here, before the port opens
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return exit_status(lambda: run(parse_args(argv)))
+
+
+def run(args):
+    config = ServeConfig(**{k: v for k, v in vars(args).items() if k not in ("host", "port")})
+    slot = ModelSlot(config.model, config.batch_size)  # a bad folder stops here, before the port opens
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: this handler takes it,
     # so a drained shutdown exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(create_app(config, slot), host=args.host, port=args.port, log_level="warning",
                 timeout_graceful_shutdown=30)
-    return 0
 
 
 if __name__ == "__main__":
