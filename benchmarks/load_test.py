@@ -155,14 +155,19 @@ def measure(model, prompts):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
-    parser.add_argument("--prompts", help="JSONL with instruction per line (default: the model's test prompts)")
+    parser.add_argument("--prompts", help="JSONL with instruction per line (default: 512 generated prompts)")
+    parser.add_argument("--output", help="also write the results here as JSON")
     args = parser.parse_args()
     if args.prompts:
         prompts = [json.loads(line)["instruction"] for line in open(args.prompts, encoding="utf-8")]
     else:
         prompts = [f"Explain step {i} of how vaccines train the immune system, briefly." if i % 3 else
                    f"List {i % 7 + 2} fruits." for i in range(512)]
-    print(json.dumps(measure(args.model, prompts), indent=2))
+    results = {"model": args.model, **measure(args.model, prompts)}
+    text = json.dumps(results, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
