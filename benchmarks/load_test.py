@@ -155,11 +155,13 @@ def measure(model, prompts):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
-    parser.add_argument("--prompts", help="JSONL with instruction per line (default: 512 generated prompts)")
+    parser.add_argument("--prompts", help="JSONL with instruction or text per line, the first 512 used (default: "
+                        "512 generated prompts)")
     parser.add_argument("--output", help="also write the results here as JSON")
     args = parser.parse_args()
     if args.prompts:
-        prompts = [json.loads(line)["instruction"] for line in open(args.prompts, encoding="utf-8")]
+        rows = [json.loads(line) for line in open(args.prompts, encoding="utf-8")][:512]
+        prompts = [row.get("instruction") or row["text"] for row in rows]
     else:
         prompts = [f"Explain step {i} of how vaccines train the immune system, briefly." if i % 3 else
                    f"List {i % 7 + 2} fruits." for i in range(512)]
