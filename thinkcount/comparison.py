@@ -1,11 +1,14 @@
 """Across rows of the comparison: each method's paired tau difference to the best baseline and to the best
 method (the same bootstrap resamples for both sides), and what its ranking gains a router."""
+import numpy as np
 import pandas as pd
 
 from thinkcount.data import KEY
 from thinkcount.evaluation import paired_differences
 from thinkcount.jsonl import load_jsonl
-from thinkcount.serving import serving_gains
+from thinkcount.engine_sim import Engine, sweep, tokens
+
+ENGINE_KEYS = ("max_batch", "kv_tokens", "step_ms", "decode_ms_per_seq", "prefill_ms_per_token")
 
 
 def test_scores(names, frame):
@@ -45,9 +48,19 @@ def add_paired_differences(rows, scores, test, ev):
 
 
 def add_serving(rows, scores, test, serving):
-    gains = serving_gains(test["trace_chars"].to_numpy(), {r["method"]: scores[r["method"]] for r in rows
-                                                            if r["method"] in scores},
-                          serving["load"], serving["repeats"], serving["seed"])
+    """The test prompts served by the engine model at every load of the sweep, first come first served, by
+    their true lengths and shortest-predicted-first by each row's score. Each row gets its mean and p90
+    latency relative to first come first served at serving.load; the whole sweep is returned beside."""
+    engine = Engine(**{key: serving[key] for key in ENGINE_KEYS})
+    prompt = tokens(test["text"].str.len(), serving["chars_per_token"])
+    output = tokens(test["trace_chars"], serving["chars_per_token"])
+    ranked = {r["method"]: scores[r["method"]] for r in rows
+              if r["method"] in scores and np.isfinite(scores[r["method"]]).all()}
+    loads = sorted(set(serving["sweep"]) | {serving["load"]})
+    result = sweep(engine, prompt, output, ranked, loads, serving["repeats"], serving["seed"])
+    at = result[serving["load"]]
     for r in rows:
-        r["serving"] = gains.get(r["method"])
-    return rows
+        s = at.get(r["method"])
+        r["serving"] = None if s is None else {"mean": s["mean"]["vs_fcfs"], "p90": s["p90"]["vs_fcfs"]}
+    return rows, {"engine": {key: serving[key] for key in ENGINE_KEYS}, "loads": loads,
+                  "policies": {name: {str(load): result[load][name] for load in loads} for name in at}}

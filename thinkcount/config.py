@@ -44,7 +44,9 @@ SCHEMA = {
     "baselines": {"*": {"kind": str, "alpha": (NUMBER, OPTIONAL), "max_features": (int, OPTIONAL),
                         "train_rows": (str, OPTIONAL)}},
     "evaluate": {"bootstrap": int, "seed": int},
-    "serving": {"load": NUMBER, "repeats": int, "seed": int},
+    "serving": {"load": NUMBER, "sweep": list, "repeats": int, "seed": int, "max_batch": int, "kv_tokens": int,
+                "step_ms": NUMBER, "decode_ms_per_seq": NUMBER, "prefill_ms_per_token": NUMBER,
+                "chars_per_token": NUMBER},
     "reference": {"*": str},
 }
 CHOICES = {
@@ -69,7 +71,10 @@ RANGES = {
     "encoders.*.max_length": (2, None, True), "encoders.*.num_layers": (1, None, True),
     "methods.*.labels.restarts": (1, None, True), "methods.*.labels.final_restarts": (1, None, True),
     "methods.*.labels.silhouette_sample": (2, None, True),
-    "evaluate.bootstrap": (1, None, True), "serving.load": (0, 1, False), "serving.repeats": (1, None, True),
+    "evaluate.bootstrap": (1, None, True), "serving.repeats": (1, None, True),
+    "serving.max_batch": (1, None, True), "serving.kv_tokens": (1, None, True), "serving.step_ms": (0, None, False),
+    "serving.decode_ms_per_seq": (0, None, True), "serving.prefill_ms_per_token": (0, None, True),
+    "serving.chars_per_token": (0, None, False),
 }
 EXTERNAL = Path("data/external")
 SCHEME_NEEDS = {"equal_width": ("bins",), "equal_freq": ("bins",), "manual": ("edges",),
@@ -265,6 +270,10 @@ def check_semantics(params, path):
         section, key = where.split(".")
         if params[section][key] not in CHOICES[choices]:
             raise UserError(f"{path}: '{where}' must be one of {', '.join(CHOICES[choices])}.")
+    loads = [params["serving"]["load"], *params["serving"]["sweep"]]
+    if not all(isinstance(x, NUMBER) and not isinstance(x, bool) and 0 < x <= 1 for x in loads):
+        raise UserError(f"{path}: 'serving.load' and every value of 'serving.sweep' must be numbers above 0 and at "
+                        "most 1.")
     split = params["split"]
     if split["val_fraction"] + split["test_fraction"] >= 1:
         raise UserError(f"{path}: 'split.val_fraction' + 'split.test_fraction' must be below 1, leaving train rows.")

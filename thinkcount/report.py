@@ -115,7 +115,7 @@ def serving_cell(row):
     return "" if not serving else f"{serving['mean']:.2f} / {serving['p90']:.2f}"
 
 
-def markdown(rows, command):
+def markdown(rows, command, served=None):
     references = {r.get(k, {}).get("reference") for r in rows for k in ("vs_best_baseline", "vs_best_method")}
     lines = [
         "# Comparison of predictors",
@@ -127,8 +127,9 @@ def markdown(rows, command):
         "split (`counts`, or `wait_counts` for the Wait methods); undefined where a predictor's scores are "
         "constant. The paired columns give each row's tau minus the reference's on the same bootstrap resamples, "
         "with a 95% interval: better or worse when the interval excludes 0, else indistinguishable. Latency: mean "
-        "and p90 latency when a single server at 90% load serves the test prompts shortest-predicted-first by "
-        "this score, relative to first come first served (lower is better). " + SEED_NOTE,
+        "and p90 latency when an engine with continuous batching at 90% load admits the test prompts "
+        "shortest-predicted-first by this score, relative to first come first served (lower is better; the "
+        "serving section below has the sweep over load). " + SEED_NOTE,
         "",
         "| method | tau [95% CI] | vs best baseline | vs best method | AUC top 10% | share of oracle "
         "| latency mean / p90 | native metric |",
@@ -149,7 +150,7 @@ def markdown(rows, command):
         lines.append(f"| {r['method']} | {r['task']} | {r['loss']} | {r['labels']} | {r['encoder']} "
                      f"| {r['train_rows'] or ''} | {fmt(r['spearman'])} | {fmt(r['mae_counts'], 1)} "
                      f"| {fmt(r['kendall_tau_clean'])} | {r['seed_reported']} |")
-    return "\n".join(lines + leakage_section(rows)) + "\n"
+    return "\n".join(lines + leakage_section(rows) + serving_section(served, rows)) + "\n"
 
 
 def leakage_section(rows):
@@ -169,6 +170,62 @@ def leakage_section(rows):
                      f"| {a['feature_model_accuracy']:.3f} | {'yes' if a['features_reach_encoder'] else 'no'} "
                      f"| {a['eta_squared']:.3f} |")
     return lines
+
+
+def serving_section(served, rows):
+    """Mean latency relative to first come first served at each load, then p90, p99 and the longest wait at
+    the highest load, per policy: first come first served, the true lengths, and each row's score."""
+    if not served:
+        return []
+    loads, top = served["loads"], str(served["loads"][-1])
+    order = ["fcfs", "true_lengths"] + [r["method"] for r in rows if r["method"] in served["policies"]]
+    lines = ["", "## Serving with continuous batching", "",
+             f"The test prompts arrive as a Poisson process at each load (arrival rate over the engine's full-batch "
+             f"capacity) and are served by an engine model ({', '.join(f'{k} {v}' for k, v in served['engine'].items())}"
+             "; thinkcount/engine_sim.py): each request generates its trace's length in tokens. Mean latency "
+             "relative to first come first served on the same arrival sequences at each load, then at load "
+             f"{top} the p90 and p99 latency and the longest wait in seconds, with their 95% range over the "
+             "sequences. `true_lengths` admits by the real output length: the most any prediction can gain.", "",
+             "| policy | " + " | ".join(f"mean vs FCFS, load {load}" for load in loads)
+             + f" | p90 s at {top} | p99 s at {top} | longest wait s at {top} |",
+             "|---" * (len(loads) + 4) + "|"]
+    for name in order:
+        per_load = served["policies"][name]
+        cells = [f"{per_load[str(load)]['mean']['vs_fcfs']:.3f}" for load in loads]
+        cells += [f"{m['mean']:.1f} [{m['low']:.1f}, {m['high']:.1f}]" for m in
+                  (per_load[top]["p90"], per_load[top]["p99"], per_load[top]["max_wait"])]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def serving_plot_rows(served):
+    """Rows of the serving plot (lines by policy): mean latency in seconds at each load."""
+    return [{"method": name, "load": float(load), "mean_latency_s": per_load[load]["mean"]["mean"]}
+            for name, per_load in served["policies"].items() for load in per_load]
+
+
+def serving_chart(served, rows, path):
+    """Mean latency against load for first come first served, the true lengths, the best method and the best
+    baseline by tau (95% range over arrival sequences)."""
+    ranked = [r for r in rows if r["kendall_tau"] is not None and r["method"] in served["policies"]
+              and r["target"] == "counts" and r.get("kind") != "oracle"
+              and r.get("train_rows_rule", "budget") == "budget"]  # as the table's references are chosen
+    picks = ["fcfs", "true_lengths"] + [max((r for r in ranked if (r["task"] == "baseline") == b),
+                                            key=lambda r: r["kendall_tau"])["method"] for b in (False, True)
+                                        if any((r["task"] == "baseline") == b for r in ranked)]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in picks:
+        points = [served["policies"][name][str(load)]["mean"] for load in served["loads"]]
+        ax.errorbar(served["loads"], [p["mean"] for p in points],
+                    yerr=[[p["mean"] - p["low"] for p in points], [p["high"] - p["mean"] for p in points]],
+                    marker="o", capsize=3, label=name)
+    ax.set_xlabel("load (arrival rate / full-batch capacity)")
+    ax.set_ylabel("mean latency, s")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
 
 
 def tau_chart(rows, path):
