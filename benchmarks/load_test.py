@@ -1,4 +1,5 @@
-"""Loopback load test of the scoring service against the bare Predictor in-process.
+"""Loopback load test of the scoring service against the bare Predictor in-process (the clients use aiohttp:
+httpx's pure-Python client cost more CPU than the service on these 2 cores and capped the rate at 40/s).
 
     python benchmarks/load_test.py --model models/m13_rank     # also run by benchmarks/run.py (make bench)
 
@@ -18,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 import numpy as np
 
@@ -69,25 +71,30 @@ async def closed_loop(url, prompts, clients, total, limit_s=60):
     latencies, failures, sent = [], 0, 0
     deadline = time.perf_counter() + limit_s
 
-    async def worker(client):
+    async def worker(session):
         nonlocal failures, sent
         while sent < total and time.perf_counter() < deadline:
             prompt = prompts[sent % len(prompts)]
             sent += 1
             start = time.perf_counter()
-            try:
-                reply = await client.post(f"{url}/score", json={"prompts": [prompt]})
-                failures += reply.status_code != 200
-            except httpx.HTTPError:
-                failures += 1
+            failures += not await post(session, f"{url}/score", prompt)
             latencies.append(time.perf_counter() - start)
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
         start = time.perf_counter()
-        await asyncio.gather(*[worker(client) for _ in range(clients)])
+        await asyncio.gather(*[worker(session) for _ in range(clients)])
         elapsed = time.perf_counter() - start
     return result(latencies, failures, elapsed)
+
+
+async def post(session, url, prompt):
+    """Whether one /score request for prompt succeeded."""
+    try:
+        async with session.post(url, json={"prompts": [prompt]}) as reply:
+            await reply.read()
+            return reply.status == 200
+    except aiohttp.ClientError:
+        return False
 
 
 async def open_loop(url, prompts, rate, total, seed=0):
@@ -95,20 +102,17 @@ async def open_loop(url, prompts, rate, total, seed=0):
     gaps = np.random.default_rng(seed).exponential(1 / rate, total)
     latencies, failures = [], 0
 
-    async def one(client, prompt):
+    async def one(session, prompt):
         nonlocal failures
         start = time.perf_counter()
-        try:
-            failures += (await client.post(f"{url}/score", json={"prompts": [prompt]})).status_code != 200
-        except httpx.HTTPError:
-            failures += 1
+        failures += not await post(session, f"{url}/score", prompt)
         latencies.append(time.perf_counter() - start)
 
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=256), timeout=60) as client:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
         tasks, start = [], time.perf_counter()
         for i, gap in enumerate(gaps):
             await asyncio.sleep(gap)
-            tasks.append(asyncio.create_task(one(client, prompts[i % len(prompts)])))
+            tasks.append(asyncio.create_task(one(session, prompts[i % len(prompts)])))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
     return {**result(latencies, failures, elapsed), "offered_per_second": rate}
