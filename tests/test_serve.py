@@ -207,8 +207,11 @@ def test_max_tokens_are_capped_by_the_prediction():
 
 @pytest.fixture(scope="module")
 def proxy(model_dir):
-    expected = {p: r["expected_counts"] for p, r in zip(PROMPTS, Predictor.load(model_dir).predict(PROMPTS))}
-    threshold = sorted(expected.values())[2]  # the two prompts predicted longest go to the reasoning engine
+    predictor = Predictor.load(model_dir)  # each prompt alone, as the service scores one request: the same floats
+    expected = {p: predictor.predict([p])[0]["expected_counts"] for p in PROMPTS}
+    ordered = sorted(expected.values())
+    threshold = (ordered[1] + ordered[2]) / 2  # the two prompts predicted longest go to the reasoning engine
+    assert ordered[1] < ordered[2]
     default, reasoning = Engine("default"), Engine("reasoning")
     with in_thread(default.app()) as default_url, in_thread(reasoning.app()) as reasoning_url:
         with service(model_dir, "--upstream", default_url, "--reasoning-upstream", reasoning_url, "--threshold",
@@ -261,11 +264,11 @@ def test_the_replay_client_sends_each_trace_s_length_with_ignore_eos(proxy, tmp_
     url, default, reasoning = proxy[0], proxy[1], proxy[2]
     rows = [{"text": p, "trace_chars": chars} for p, chars in zip(PROMPTS, [10, 401, 4000, 0])]
     (tmp_path / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    before = len(default.received) + len(reasoning.received)
+    before = len(default.received), len(reasoning.received)
     out = tmp_path / "replay.jsonl"
     assert replay_main(["--url", url, "--model", "m", "--input", str(tmp_path / "traces.jsonl"), "--rate", "50",
                         "--output", str(out)]) == 0
-    sent = (default.received + reasoning.received)[before:]
+    sent = default.received[before[0]:] + reasoning.received[before[1]:]
     by_prompt = {b["messages"][0]["content"]: b for b in sent}
     assert {p: b["max_tokens"] for p, b in by_prompt.items()} == dict(zip(PROMPTS, [3, 101, 1000, 1]))
     assert all(b["ignore_eos"] is True and "priority" in b for b in sent)
