@@ -8,8 +8,9 @@ forward+backward+step loop, saved with its ONNX copies, and served. The compute 
 FLOPs for the benchmark's prompts divided by a large fp32 matmul's rate measured in the same run.
 The corpus stage's peak memory on a 100 MiB user file is measured against that file's size
 (benchmarks/corpus_memory.py), and the scoring service under 1, 8 and 64 loopback clients against the
-in-process predictor (benchmarks/load_test.py). Results are merged into reports/benchmarks.json and rendered to reports/benchmarks.md; per-stage wall
-times of a pipeline run come from benchmarks/fresh_clone.sh (benchmarks/stage_times.py).
+in-process predictor (benchmarks/load_test.py). Results are merged into reports/benchmarks.json and
+rendered to reports/benchmarks.md; per-stage wall times of a pipeline run come from
+benchmarks/fresh_clone.sh (benchmarks/stage_times.py).
 """
 import argparse
 import json

@@ -131,8 +131,9 @@ def to_record(fields):
     if not (isinstance(instruction, str) and instruction.strip()):
         return None, "no_prompt"
     input_text = fields.get("input") if isinstance(fields.get("input"), str) else ""
+    answer = answer.strip() if isinstance(answer, str) else ""
     record = {"instruction": instruction, "input": input_text,
-              "content": f"{thinking.strip()}\n{THINK_CLOSE}\n\n{(answer or '').strip() if isinstance(answer, str) else ''}",
+              "content": f"{thinking.strip()}\n{THINK_CLOSE}\n\n{answer}",
               "model": fields.get("model") if isinstance(fields.get("model"), str) else None,
               "prompt_id": prompt_id(instruction + ("\n\n" + input_text if input_text else "")),
               "truncated": fields.get("finish_reason") == "length"}

@@ -91,5 +91,5 @@ async def forward(client, url, body, request_headers, extra_headers):
     except httpx.HTTPError as e:
         raise BadRequest(502, f"the upstream {url} did not answer ({type(e).__name__}).") from None
     passed = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
-    return StreamingResponse(response.aiter_raw(), status_code=response.status_code, headers={**passed, **extra_headers},
-                             background=BackgroundTask(response.aclose))
+    return StreamingResponse(response.aiter_raw(), status_code=response.status_code,
+                             headers={**passed, **extra_headers}, background=BackgroundTask(response.aclose))

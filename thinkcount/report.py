@@ -179,9 +179,10 @@ def serving_section(served, rows):
         return []
     loads, top = served["loads"], str(served["loads"][-1])
     order = ["fcfs", "true_lengths"] + [r["method"] for r in rows if r["method"] in served["policies"]]
+    engine = ", ".join(f"{k} {v}" for k, v in served["engine"].items())
     lines = ["", "## Serving with continuous batching", "",
              f"The test prompts arrive as a Poisson process at each load (arrival rate over the engine's full-batch "
-             f"capacity) and are served by an engine model ({', '.join(f'{k} {v}' for k, v in served['engine'].items())}"
+             f"capacity) and are served by an engine model ({engine}"
              "; thinkcount/engine_sim.py): each request generates its trace's length in tokens. Mean latency "
              "relative to first come first served on the same arrival sequences at each load, then at load "
              f"{top} the p90 and p99 latency and the longest wait in seconds, with their 95% range over the "
