@@ -28,27 +28,27 @@ test-fast: $(STAMP)
 # The CI profile: the whole pipeline on a small corpus with a 2-layer MiniLM in a scratch copy
 # (.ci-work), then the regression gate against the committed floors.
 ci-repro: $(STAMP)
-	python -m thinkcount.ciprofile .ci-work
+	python -m thinkcount ciprofile .ci-work
 	cd .ci-work && dvc repro
-	python -m thinkcount.gate .ci-work/metrics metrics/ci_floor.json
+	python -m thinkcount gate .ci-work/metrics metrics/ci_floor.json
 
 # Regenerate the gate's floors from the last `make ci-repro` (records the commit they came from).
 ci-floors: $(STAMP)
-	python -m thinkcount.gate --regenerate .ci-work/metrics metrics/ci_floor.json
+	python -m thinkcount gate --regenerate .ci-work/metrics metrics/ci_floor.json
 
 # Two more seed sets (data, split and training seeds 1, then 2) as queued DVC experiments, and the summary
 # over them and the workspace run (reports/seed_sweep.md). About 18 minutes a seed set on 2 CPU cores.
 seed-sweep: $(STAMP)
-	python -m thinkcount.sweep run 1 2
-	python -m thinkcount.sweep summary
+	python -m thinkcount sweep run 1 2
+	python -m thinkcount sweep summary
 
 # Every method with the seed's encoders and settings, as a DVC experiment (needs a GPU and the encoders).
 seed-profile: $(STAMP)
-	python -m thinkcount.profile profiles/seed.yaml
+	python -m thinkcount profile profiles/seed.yaml
 
 # Every method at the seed's scale with the default encoder registry's GPU settings, as a DVC experiment.
 gpu-profile: $(STAMP)
-	python -m thinkcount.profile profiles/gpu.yaml
+	python -m thinkcount profile profiles/gpu.yaml
 
 bench: $(STAMP)
 	python benchmarks/run.py

@@ -17,13 +17,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's library, whatever is installed
 
-from thinkcount.config import load_params  # noqa: E402
-from thinkcount.dataset import load_frame  # noqa: E402
-from thinkcount.evaluation import kendall  # noqa: E402
-from thinkcount.features import prepare_text  # noqa: E402
-from thinkcount.inference import interpret, predict_raw  # noqa: E402
-from thinkcount.labels import make_labels  # noqa: E402
-from thinkcount.training import train_method  # noqa: E402
+from thinkcount.pipeline.config import load_params  # noqa: E402
+from thinkcount.data.frames import load_frame  # noqa: E402
+from thinkcount.evaluate.metrics import kendall  # noqa: E402
+from thinkcount.data.features import prepare_text  # noqa: E402
+from thinkcount.methods.inference import interpret, predict_raw  # noqa: E402
+from thinkcount.methods.labels import make_labels  # noqa: E402
+from thinkcount.methods.training import train_method  # noqa: E402
 
 SETTINGS = [(800, 2, "length_grouped"), (1600, 1, "length_grouped"), (800, 2, "random")]
 METHODS = ["m01_regress", "m03_equal_freq", "m05_bin_regress", "m06_weighted"]

@@ -3,12 +3,13 @@ httpx's pure-Python client cost more CPU than the service on these 2 cores and c
 
     python benchmarks/load_test.py --model models/m13_rank     # also run by benchmarks/run.py (make bench)
 
-The service (python -m thinkcount.serve) runs in its own process on a free loopback port. Closed loops of
+The service (python -m thinkcount serve) runs in its own process on a free loopback port. Closed loops of
 1, 8 and 64 clients each send one prompt a request until a bounded number of requests is done: throughput,
 p50 and p99 latency, failed requests. The same at 64 clients with micro-batching off (--max-batch 1) says
 what batching buys. An open loop then sends Poisson arrivals at half the 64-client throughput and reports
 p99 latency. The reference is Predictor.predict in this process on the same prompts at its best batch
-size, called with that many prompts at a time (and, for comparison, once on the whole list). Targets on 2 cores: 64 clients reach 80% of the in-process rate; p99 under 100 ms at half load."""
+size, called with that many prompts at a time (and, for comparison, once on the whole list). Targets on
+2 cores: 64 clients reach 80% of the in-process rate; p99 under 100 ms at half load."""
 import argparse
 import asyncio
 import json
@@ -26,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from thinkcount.predict import Predictor  # noqa: E402
+from thinkcount.serve.predict import Predictor  # noqa: E402
 
 CLIENTS = (1, 8, 64)
 REQUESTS = {1: 300, 8: 800, 64: 2000}  # per closed-loop run; each run also stops after 60 s
@@ -41,12 +42,12 @@ def free_port():
 
 
 class Service:
-    """python -m thinkcount.serve in a subprocess, ready once /healthz answers."""
+    """python -m thinkcount serve in a subprocess, ready once /healthz answers."""
 
     def __init__(self, model, *args):
         self.url = f"http://127.0.0.1:{free_port()}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "thinkcount.serve", "--model", str(model), "--port",
+        self.proc = subprocess.Popen([sys.executable, "-m", "thinkcount", "serve", "--model", str(model), "--port",
                                       self.url.rsplit(":", 1)[1], *args], env=env, stderr=subprocess.PIPE)
         deadline = time.time() + 120
         while time.time() < deadline:

@@ -32,14 +32,15 @@ sys.path.insert(0, str(ROOT))  # this checkout's library, whatever is installed
 
 import corpus_memory  # noqa: E402
 import load_test  # noqa: E402
-from thinkcount import modelfolder  # noqa: E402
-from thinkcount.config import load_params  # noqa: E402
-from thinkcount.corpus import generate  # noqa: E402
-from thinkcount.data import compute_counts  # noqa: E402
-from thinkcount.labels import make_labels  # noqa: E402
-from thinkcount.models import build_model, resolve_source  # noqa: E402
-from thinkcount.predict import Predictor  # noqa: E402
-from thinkcount.training import EncodedDataset, make_loss, train_method  # noqa: E402
+from thinkcount.methods import modelfolder  # noqa: E402
+from thinkcount.pipeline.config import load_params  # noqa: E402
+from thinkcount.data.corpus import generate  # noqa: E402
+from thinkcount.data.records import compute_counts  # noqa: E402
+from thinkcount.methods.labels import make_labels  # noqa: E402
+from thinkcount.methods.models import build_model, resolve_source  # noqa: E402
+from thinkcount.serve.onnx_export import export  # noqa: E402
+from thinkcount.serve.predict import Predictor  # noqa: E402
+from thinkcount.methods.training import EncodedDataset, make_loss, train_method  # noqa: E402
 
 RESULTS = ROOT / "reports/benchmarks.json"
 METHOD = "m06_weighted"
@@ -81,6 +82,7 @@ def train_once(params, rows, folder):
     model, tokenizer, settings, history, config = train_method(params, METHOD, rows.assign(label=labels), config,
                                                                folder, progress=False)
     modelfolder.write_model(folder, model, tokenizer, config)
+    export(model, tokenizer, folder)
     modelfolder.seal(folder, METHOD, config)
     return labels, settings, history[-1]["train_samples_per_second"]
 

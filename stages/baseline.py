@@ -1,12 +1,14 @@
 """Stage baseline@<name>: a baseline or control scored with the shared yardstick on the methods' train rows."""
 import sys
 
-from thinkcount import UserError, stage
-from thinkcount.baselines import baseline_scores, oracle_scores
-from thinkcount.data import KEY, within_budget
-from thinkcount.dataset import load_frame
-from thinkcount.evaluation import yardstick_both
-from thinkcount.jsonl import load_jsonl, write_json, write_jsonl
+from thinkcount import UserError
+from thinkcount.core import paths
+from thinkcount.core.jsonl import load_jsonl, write_json, write_jsonl
+from thinkcount.data.frames import load_frame
+from thinkcount.data.records import KEY, within_budget
+from thinkcount.evaluate.metrics import yardstick_both
+from thinkcount.methods.baselines import baseline_scores, oracle_scores
+from thinkcount.pipeline import stage
 
 
 def main(params):
@@ -22,10 +24,10 @@ def main(params):
               "train_rows": None if spec["kind"] == "oracle" else len(train),
               "train_rows_rule": spec.get("train_rows", "budget")}
     if spec["kind"] == "oracle":
-        oracle = load_jsonl("data/raw/oracle.jsonl")
+        oracle = load_jsonl(paths.ORACLE)
         if not oracle:
-            write_json(f"metrics/eval/{name}.json", {**result, "available": False})
-            write_jsonl(f"data/predictions/{name}.jsonl", [])
+            write_json(paths.eval_metrics(name), {**result, "available": False})
+            write_jsonl(paths.predictions(name), [])
             print("baseline oracle: not available for this corpus")
             return
         score, expected = oracle_scores(test, oracle)
@@ -35,8 +37,8 @@ def main(params):
     result["yardstick"] = yardstick_both(score, expected, test, "counts", params["filter"]["max_counts"],
                                          ev["bootstrap"], ev["seed"])
     predictions = test[KEY + ["split"]].assign(score=score, expected_counts=expected)
-    write_jsonl(f"data/predictions/{name}.jsonl", predictions.to_dict("records"))
-    write_json(f"metrics/eval/{name}.json", result)
+    write_jsonl(paths.predictions(name), predictions.to_dict("records"))
+    write_json(paths.eval_metrics(name), result)
     print(f"baseline {name}: tau {result['yardstick']['all']['kendall_tau']}")
 
 

@@ -1,9 +1,9 @@
 """Stage corpus: generate the embedded corpus, or validate and normalise the user's JSONL."""
-from thinkcount import corpus, stage
-from thinkcount.data import compute_counts, oracle_tau
-from thinkcount.jsonl import write_json, write_jsonl
-
-CORPUS, ORACLE, REPORT = "data/raw/corpus.jsonl", "data/raw/oracle.jsonl", "metrics/data/corpus.json"
+from thinkcount.core import paths
+from thinkcount.core.jsonl import write_json, write_jsonl
+from thinkcount.data import corpus
+from thinkcount.data.records import compute_counts, oracle_tau
+from thinkcount.pipeline import stage
 
 
 def main(params):
@@ -20,10 +20,10 @@ def main(params):
         if problems.total:
             print(f"warning: {data['source']}: skipped {problems.total} invalid records: {problems.summary()}")
     report.update(corpus.prompt_stats(records, oracle))
-    write_jsonl(CORPUS, records)
-    write_jsonl(ORACLE, oracle)
-    write_json(REPORT, report)
-    print(f"corpus: {len(records)} records -> {CORPUS}")
+    write_jsonl(paths.CORPUS, records)
+    write_jsonl(paths.ORACLE, oracle)
+    write_json(paths.data_metrics("corpus"), report)
+    print(f"corpus: {len(records)} records -> {paths.CORPUS}")
 
 
 if __name__ == "__main__":

@@ -1,30 +1,33 @@
 """Stage evaluate@<method>: native metrics as the seed reported them, the shared yardstick, the leakage audit."""
 import pandas as pd
 
-from thinkcount import UserError, stage
-from thinkcount.data import KEY
-from thinkcount.dataset import load_frame
-from thinkcount.evaluation import evaluate_method
-from thinkcount.jsonl import load_jsonl, read_json, write_json
-from thinkcount.labelconfig import LabelConfig
+from thinkcount import UserError
+from thinkcount.core import paths
+from thinkcount.core.jsonl import load_jsonl, read_json, write_json
+from thinkcount.data.frames import load_frame
+from thinkcount.data.records import KEY
+from thinkcount.evaluate.metrics import evaluate_method
+from thinkcount.methods.labelconfig import LabelConfig
+from thinkcount.methods.modelfolder import LABEL_CONFIG
+from thinkcount.pipeline import stage
 
 
 def main(params):
     name = stage.method_name(params)
     method = params["methods"][name]
-    config = LabelConfig.from_dict(read_json(f"models/{name}/label_config.json"))
-    predictions = pd.DataFrame(load_jsonl(f"data/predictions/{name}.jsonl"))
+    config = LabelConfig.from_dict(read_json(f"{paths.model(name)}/{LABEL_CONFIG}"))
+    predictions = pd.DataFrame(load_jsonl(paths.predictions(name)))
     frame = load_frame()
     test = frame.merge(predictions[predictions["split"] == "test"].drop(columns="split"), on=KEY)
     if test.empty:
-        raise UserError(f"data/predictions/{name}.jsonl holds no test prompts; rerun `dvc repro train@{name}`.")
-    labels = pd.DataFrame(load_jsonl(f"data/labels/{name}/labels.jsonl"))
+        raise UserError(f"{paths.predictions(name)} holds no test prompts; rerun `dvc repro train@{name}`.")
+    labels = pd.DataFrame(load_jsonl(paths.labels(name)))
     result, plot = evaluate_method(method, config, test, labels, frame, params["evaluate"],
                                    params["filter"]["max_counts"], params["train"]["seed"])
-    trained = read_json(f"metrics/train/{name}.json")
+    trained = read_json(paths.train_metrics(name))
     result = {"method": name, "encoder": trained["model"], "train_rows": trained["train_rows"], **result}
-    write_json(f"metrics/eval/{name}.json", result)
-    write_json(f"metrics/confusion/{name}.json", plot)
+    write_json(paths.eval_metrics(name), result)
+    write_json(paths.confusion(name), plot)
     print(f"evaluate {name}: tau {result['yardstick']['all']['kendall_tau']:.3f}")
 
 

@@ -1,16 +1,17 @@
 """Stage filter: the named data variants, each with a report of what it dropped and why."""
 import pandas as pd
 
-from thinkcount import stage
-from thinkcount.data import KEY, filter_variants
-from thinkcount.jsonl import load_jsonl, write_json, write_jsonl
+from thinkcount.core import paths
+from thinkcount.core.jsonl import load_jsonl, write_json, write_jsonl
+from thinkcount.data.records import KEY, filter_variants
+from thinkcount.pipeline import stage
 
 
 def main(params):
-    counts = pd.DataFrame(load_jsonl("data/counts.jsonl"))
+    counts = pd.DataFrame(load_jsonl(paths.COUNTS))
     for name, (kept, report) in filter_variants(counts, **params["filter"]).items():
-        write_jsonl(f"data/variants/{name}.jsonl", kept[KEY].to_dict("records"))
-        write_json(f"metrics/data/{name}.json", report)
+        write_jsonl(paths.variant(name), kept[KEY].to_dict("records"))
+        write_json(paths.data_metrics(name), report)
         print(f"filter {name}: kept {report['rows_kept']} of {report['rows_in']}")
 
 

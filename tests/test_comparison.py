@@ -3,10 +3,10 @@ that every method and baseline under the row budget trains on the same rows."""
 import numpy as np
 import pandas as pd
 
-from thinkcount.comparison import best
-from thinkcount.data import make_split, within_budget
-from thinkcount.evaluation import UNDEFINED, paired_differences
-from thinkcount.training import train_val_rows
+from thinkcount.data.records import make_split, within_budget
+from thinkcount.evaluate.comparison import best
+from thinkcount.evaluate.metrics import UNDEFINED, paired_differences
+from thinkcount.methods.training import train_val_rows
 
 
 def test_paired_verdicts_on_known_orderings():

@@ -3,9 +3,9 @@ import copy
 import pytest
 import yaml
 
-from thinkcount import UserError
 from conftest import ROOT
-from thinkcount.config import key_help, load_params
+from thinkcount import UserError
+from thinkcount.pipeline.config import key_help, load_params
 
 
 def write(tmp_path, params):
@@ -87,7 +87,7 @@ def test_stages_that_do_not_train_import_neither_torch_nor_transformers():
 
 
 def test_the_ci_overlay_adds_nested_keys_and_refuses_a_mapping_over_a_value():
-    from thinkcount.ciprofile import merge
+    from thinkcount.ops.ciprofile import merge
     base = {"methods": {"m02": {"task": "classification"}}, "train": {"epochs": 2}}
     merged = merge(base, {"methods": {"m02": {"overrides": {"model": "minilm-l6"}}}, "train": {"epochs": 1}})
     assert merged == {"methods": {"m02": {"task": "classification", "overrides": {"model": "minilm-l6"}}},

@@ -6,12 +6,12 @@ import pytest
 from scipy.stats import kendalltau
 
 from thinkcount import UserError
-from thinkcount.baselines import first_word_scores
-from thinkcount.corpus import generate, prompt_stats, validate_records
-from thinkcount.counting import (count_keywords, count_waits, keyword_pattern, lacks_opening_tag, prompt_text,
-                                 think_text)
-from thinkcount.data import KEY, compute_counts, oracle_tau
-from thinkcount.prompts import FOLLOW_UPS
+from thinkcount.data.corpus import generate, prompt_stats, validate_records
+from thinkcount.data.counting import (count_keywords, count_waits, keyword_pattern, lacks_opening_tag, prompt_text,
+                                      think_text)
+from thinkcount.data.prompts import FOLLOW_UPS
+from thinkcount.data.records import KEY, compute_counts, oracle_tau
+from thinkcount.methods.baselines import first_word_scores
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_user_corpus_without_valid_records_or_file_stops_with_one_sentence(tmp_p
 
 def test_generated_traces_have_no_accidental_keyword_matches(keywords):
     """Filler text must not contain keywords, or the calibration would drift silently."""
-    from thinkcount import corpus
+    from thinkcount.data import corpus
     p = keyword_pattern(keywords)
     for sentence in corpus.FILLER_SENTENCES + corpus.PASSAGE_SENTENCES:
         for topic in corpus.TOPICS:

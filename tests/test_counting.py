@@ -1,4 +1,4 @@
-from thinkcount.counting import count_keywords, count_waits, keyword_pattern, prompt_text, think_text
+from thinkcount.data.counting import count_keywords, count_waits, keyword_pattern, prompt_text, think_text
 
 
 def test_keywords_counted_before_the_first_closing_tag_plus_one(keywords):

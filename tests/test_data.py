@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from thinkcount.data import filter_variants, make_split
+from thinkcount.data.records import filter_variants, make_split
 
 
 def frame(n=1000, seed=0):

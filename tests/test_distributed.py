@@ -8,7 +8,7 @@ import pytest
 
 from conftest import read_json, run_stage, write_params
 from thinkcount import UserError
-from thinkcount.launch import check_precision, launch_command
+from thinkcount.methods.launch import check_precision, launch_command
 
 pytestmark = pytest.mark.slow  # runs dvc or several training processes
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from thinkcount.engine_sim import Engine, simulate, summary, sweep
+from thinkcount.evaluate.engine_sim import Engine, simulate, summary, sweep
 
 
 def run(engine, arrival, prompt, output, key):

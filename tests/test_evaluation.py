@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thinkcount.evaluation import bootstrap_tau, eta_squared, leakage_audit, yardstick, yardstick_both
-from thinkcount.features import feature_set
-from thinkcount.labelconfig import LabelConfig
-from thinkcount.report import markdown, summary_rows
+from thinkcount.data.features import feature_set
+from thinkcount.evaluate.metrics import bootstrap_tau, eta_squared, leakage_audit, yardstick, yardstick_both
+from thinkcount.evaluate.report import markdown, summary_rows
+from thinkcount.methods.labelconfig import LabelConfig
 
 
 def truth(n=300, seed=0):
@@ -75,7 +75,7 @@ def test_comparison_is_sorted_by_tau_and_shows_the_seed_figure():
 
 
 def test_classifiers_rank_by_expected_log1p_counts_not_expected_counts():
-    from thinkcount.inference import interpret
+    from thinkcount.methods.inference import interpret
     stats = [{"counts": {"mean": 2.0, "log1p_mean": 1.0}}, {"counts": {"mean": 20.0, "log1p_mean": 3.0}},
              {"counts": {"mean": 600.0, "log1p_mean": 4.0}}]  # the top bin: loops, prompt-independent
     config = LabelConfig(scheme="equal_freq", target="counts", task="classification", label_stats=stats)

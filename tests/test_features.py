@@ -8,8 +8,8 @@ import yaml
 
 from conftest import ROOT
 from thinkcount import UserError
-from thinkcount.features import FeatureSet, feature_set, prepare_text
-from thinkcount.labelconfig import LabelConfig
+from thinkcount.data.features import FeatureSet, feature_set, prepare_text
+from thinkcount.methods.labelconfig import LabelConfig
 
 KMEANS_COLUMNS = ["word_count", "char_count", "question_marks", "has_explain", "has_creative", "has_calculate",
                   "has_list", "has_why", "has_how"]
@@ -86,7 +86,7 @@ def test_reference_column_and_seed_profile_follow_the_seed_report(params):
 
 
 def test_profile_becomes_dvc_set_arguments_and_names_a_missing_encoder(tmp_path, monkeypatch):
-    from thinkcount.profile import check_profile, set_arguments
+    from thinkcount.ops.profile import check_profile, set_arguments
     assert set_arguments({"train": {"epochs": 3}, "methods": {"m01_regress": {"overrides": {"learning_rate": 2e-5}}}}) \
         == ["-S", "++train.epochs=3", "-S", "++methods.m01_regress.overrides.learning_rate=2.0e-05"]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -8,7 +8,13 @@ import pytest
 
 from conftest import ROOT
 from thinkcount import UserError
-from thinkcount.fetch import fetch, main, raw_url, read_sources
+from thinkcount.__main__ import main as cli
+from thinkcount.data.fetch import fetch, raw_url, read_sources
+
+
+def main(argv):
+    """The `fetch` verb as `python -m thinkcount fetch` runs it: the exit status."""
+    return cli(["fetch", *argv])
 
 SHARED = ROOT.parent / "shared" / "real_traces"
 

@@ -6,9 +6,11 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from thinkcount.evaluation import classification_metrics, yardstick
-from thinkcount.gate import check, main as gate_main, no_skill_lines, regenerate
-from thinkcount.report import headline, summary_rows
+from thinkcount.evaluate.metrics import classification_metrics, yardstick
+from thinkcount.evaluate.report import headline, summary_rows
+from thinkcount.ops.gate import check
+from thinkcount.ops.gate import main as gate_main
+from thinkcount.ops.gate import no_skill_lines, regenerate
 
 FLOORS = {"n_test": 120, "tolerance": 0.1, "no_skill": no_skill_lines(120),
           "by_design": {"m02": {"metrics": ["native.accuracy"], "why": "one bin holds almost every prompt"}},

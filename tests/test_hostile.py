@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_stage, write_params
-from thinkcount.corpus import validate_records
-from thinkcount.gate import check
-from thinkcount.jsonl import write_jsonl
+from thinkcount.core.jsonl import write_jsonl
+from thinkcount.data.corpus import validate_records
+from thinkcount.ops.gate import check
 
 PYTHON_ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
 
@@ -69,7 +69,7 @@ def test_make_run_stops_before_dvc_renders_a_hostile_method_name(tmp_path, param
 def test_a_profile_with_a_hostile_name_is_refused_before_dvc_runs(tmp_path):
     profile = tmp_path / "bad.yaml"
     profile.write_text(yaml.safe_dump({"methods": {"m; rm -rf ~": {"variant": "all"}}}))
-    proc = subprocess.run([sys.executable, "-m", "thinkcount.profile", str(profile), "--print"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "thinkcount", "profile", str(profile), "--print"], cwd=ROOT,
                           env=PYTHON_ENV, capture_output=True, text=True)
     assert proc.returncode == 1 and 'name "m; rm -rf ~" is not allowed' in one_sentence(proc.stderr)
 
@@ -163,7 +163,7 @@ def test_a_method_gated_on_accuracy_by_design_still_fails_a_reversed_ranking(tmp
 
 
 # ---- a stage ends when the process that started it dies ----
-CHILD = ("import time; from thinkcount.stage import exit_with_parent; exit_with_parent(0.1); print('ready', "
+CHILD = ("import time; from thinkcount.pipeline.stage import exit_with_parent; exit_with_parent(0.1); print('ready', "
          "flush=True); time.sleep(60)")
 
 

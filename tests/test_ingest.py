@@ -7,9 +7,15 @@ import json
 import pytest
 
 from conftest import ROOT
-from thinkcount.corpus import validate_records
-from thinkcount.data import compute_counts
-from thinkcount.ingest import ingest_file, main, prompt_id
+from thinkcount.__main__ import main as cli
+from thinkcount.data.corpus import validate_records
+from thinkcount.data.ingest import ingest_file, prompt_id
+from thinkcount.data.records import compute_counts
+
+
+def main(argv):
+    """The `ingest` verb as `python -m thinkcount ingest` runs it: the exit status."""
+    return cli(["ingest", *argv])
 
 SHARED = ROOT.parent / "shared" / "real_traces"
 

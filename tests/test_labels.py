@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from thinkcount.labelconfig import LabelConfig
-from thinkcount.labels import assign_bins, class_weights, make_labels, merge_empty_bins
+from thinkcount.methods.labelconfig import LabelConfig
+from thinkcount.methods.labels import assign_bins, class_weights, make_labels, merge_empty_bins
 
 KMEANS = {"restarts": 10, "final_restarts": 10, "silhouette_sample": None}
 

@@ -5,10 +5,10 @@ import torch
 
 from conftest import labelled, tiny_params, tiny_rows
 from thinkcount import UserError
-from thinkcount.features import feature_set, prepare_text
-from thinkcount.inference import predict_raw, prediction_records
-from thinkcount.models import ComplexityModel, build_model, encoder_layers, resolve_source
-from thinkcount.training import EncodedDataset, make_loss, make_trainer, method_settings, train_method
+from thinkcount.data.features import feature_set, prepare_text
+from thinkcount.methods.inference import predict_raw, prediction_records
+from thinkcount.methods.models import ComplexityModel, build_model, encoder_layers, resolve_source
+from thinkcount.methods.training import EncodedDataset, make_loss, make_trainer, method_settings, train_method
 
 FAMILIES = ["bert", "roberta", "deberta-v2"]
 

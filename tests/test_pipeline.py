@@ -14,8 +14,15 @@ import yaml
 
 from conftest import ROOT, read_json
 from thinkcount import UserError
-from thinkcount.ciprofile import prepare
-from thinkcount.predict import Predictor, main as predict_main
+from thinkcount.__main__ import main as cli
+from thinkcount.ops.ciprofile import prepare
+from thinkcount.serve.predict import Predictor
+
+
+def predict_main(argv):
+    """The `predict` verb as `python -m thinkcount predict` runs it: the exit status."""
+    return cli(["predict", *argv])
+
 
 pytestmark = pytest.mark.slow  # runs dvc or several training processes
 
@@ -150,7 +157,7 @@ def exp_file(repo, name, path):
 def test_queued_experiments_run_their_own_workspace_code(repo):
     """`dvc exp run --queue` runs in a temporary workspace: the stage must import that workspace's library."""
     commit(repo, "results before the queue")
-    report = repo / "thinkcount/report.py"
+    report = repo / "thinkcount/evaluate/report.py"
     original = report.read_text()
     report.write_text(original.replace('"# Comparison of predictors"', '"# Comparison of predictors (queued code)"'))
     try:

@@ -6,9 +6,16 @@ import shutil
 import numpy as np
 import pytest
 
-from thinkcount import UserError, modelfolder
-from thinkcount import predict
-from thinkcount.predict import Predictor, main
+from thinkcount import UserError
+from thinkcount.__main__ import main as cli
+from thinkcount.methods import modelfolder
+from thinkcount.serve import predict
+from thinkcount.serve.predict import Predictor
+
+
+def main(argv):
+    """The `predict` verb as `python -m thinkcount predict` runs it: the exit status."""
+    return cli(["predict", *argv])
 
 
 def test_predict_returns_scores_labels_and_probabilities(model_dir):
@@ -108,7 +115,8 @@ def test_api_takes_any_iterable_of_prompts_and_checks_the_batch_size(model_dir):
 
 def test_onnx_copies_score_like_pytorch_and_serve_by_default_on_cpu(model_dir):
     from scipy.stats import kendalltau
-    from thinkcount.onnx_export import OnnxModel
+
+    from thinkcount.serve.onnx_export import OnnxModel
     torch_predictor = Predictor.load(model_dir, backend="torch")
     prompts = [f"Why is the sky blue? How? {i}" if i % 2 else f"List {i} colors, please." for i in range(40)]
     exact = [r["score"] for r in torch_predictor.predict(prompts)]

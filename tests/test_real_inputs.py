@@ -11,12 +11,12 @@ import yaml
 
 from conftest import tiny_rows
 from thinkcount import UserError
-from thinkcount.baselines import length_scores, tfidf_scores
-from thinkcount.config import load_params
-from thinkcount.corpus import validate_records
-from thinkcount.counting import count_waits, keyword_pattern, wait_pattern
-from thinkcount.data import compute_counts, counts_report, make_split
-from thinkcount.labels import make_labels
+from thinkcount.data.corpus import validate_records
+from thinkcount.data.counting import count_waits, keyword_pattern, wait_pattern
+from thinkcount.data.records import compute_counts, counts_report, make_split
+from thinkcount.methods.baselines import length_scores, tfidf_scores
+from thinkcount.methods.labels import make_labels
+from thinkcount.pipeline.config import load_params
 
 R1 = "Okay, so. Wait, no.\nHmm. Wait!\n</think>\n\nThe answer. Wait."  # no opening tag: 3 keywords, 2 Waits
 TAGGED = "<think>\nSo. Wait.\n</think>\n\nAnswer."  # 2 keywords, 1 Wait

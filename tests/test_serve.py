@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from conftest import ROOT, sealed_model
-from thinkcount.predict import Predictor
-from thinkcount.proxy import PATHS, capped, priority
+from thinkcount.serve.predict import Predictor
+from thinkcount.serve.proxy import PATHS, capped, priority
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
@@ -37,9 +37,9 @@ def free_port():
 
 @contextmanager
 def service(model, *args):
-    """python -m thinkcount.serve on a free port; yields (base URL, process) once /healthz answers."""
+    """python -m thinkcount serve on a free port; yields (base URL, process) once /healthz answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "thinkcount.serve", "--model", str(model), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "thinkcount", "serve", "--model", str(model), "--port", str(port),
                              *map(str, args)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -260,14 +260,14 @@ def test_an_unreachable_upstream_is_a_502_with_one_sentence(model_dir):
 
 
 def test_the_replay_client_sends_each_trace_s_length_with_ignore_eos(proxy, tmp_path):
-    from thinkcount.replay import main as replay_main
+    from thinkcount.__main__ import main as cli
     url, default, reasoning = proxy[0], proxy[1], proxy[2]
     rows = [{"text": p, "trace_chars": chars} for p, chars in zip(PROMPTS, [10, 401, 4000, 0])]
     (tmp_path / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     before = len(default.received), len(reasoning.received)
     out = tmp_path / "replay.jsonl"
-    assert replay_main(["--url", url, "--model", "m", "--input", str(tmp_path / "traces.jsonl"), "--rate", "50",
-                        "--output", str(out)]) == 0
+    assert cli(["replay", "--url", url, "--model", "m", "--input", str(tmp_path / "traces.jsonl"), "--rate", "50",
+                "--output", str(out)]) == 0
     sent = default.received[before[0]:] + reasoning.received[before[1]:]
     by_prompt = {b["messages"][0]["content"]: b for b in sent}
     assert {p: b["max_tokens"] for p, b in by_prompt.items()} == dict(zip(PROMPTS, [3, 101, 1000, 1]))

@@ -1,7 +1,7 @@
 """The seed sweep's summary, on a hand-made `dvc exp show --json`."""
 import pytest
 
-from thinkcount.sweep import best_first, differences, differences_markdown, markdown, queue_command, runs, summarise
+from thinkcount.ops.sweep import best_first, differences, differences_markdown, markdown, queue_command, runs, summarise
 
 
 def entry(seed, taus):

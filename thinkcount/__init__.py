@@ -8,12 +8,12 @@ class UserError(Exception):
 
 
 def exit_status(work):
-    """Run work() for a command-line entry: 0 when it succeeds; a UserError is printed as one line on stderr
-    and gives 1."""
+    """Run work() for a command-line entry: its status when it returns an int, else 0; a UserError is printed
+    as one line on stderr and gives 1."""
     import sys
     try:
-        work()
+        status = work()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return 0
+    return status if isinstance(status, int) else 0

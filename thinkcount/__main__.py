@@ -1,32 +1,53 @@
-"""Command-line entry of the project: python -m thinkcount VERB.
+"""The command line of the project: python -m thinkcount VERB [ARGS]; `python -m thinkcount VERB -h` for each.
 
-    python -m thinkcount check [PARAMS]   # validate params.yaml (names, types, ranges) before any dvc command
+    check [PARAMS]     validate params.yaml (names, types, ranges) before any dvc command
+    predict            score prompts with a trained model folder (thinkcount/serve/predict.py)
+    serve              the scoring service, and with --upstream the priority proxy (thinkcount/serve/service.py)
+    replay             replay prompts against an OpenAI-compatible engine (thinkcount/serve/replay.py)
+    ingest             turn public trace files into canonical records (thinkcount/data/ingest.py)
+    fetch              download or copy the listed real-trace files, sha256-checked (thinkcount/data/fetch.py)
+    gate               the regression gate against committed floors (thinkcount/ops/gate.py)
+    profile            run a params profile as a DVC experiment (thinkcount/ops/profile.py)
+    ciprofile          the CI profile's scratch copy (thinkcount/ops/ciprofile.py)
+    sweep              seed sets as DVC experiments and their summary (thinkcount/ops/sweep.py)
 
 Run `check` before a bare `dvc repro` or `dvc exp run -S ...`: DVC renders names into shell commands and
 deletes a stage's declared outputs before any code of the project runs, so only a check beforehand can
 stop a name such as `x; rm -rf ~` or `../../data`. `make run`, the profiles and the seed sweep run it.
+This is the one place where a UserError becomes an exit status (the DVC stages' own is thinkcount.pipeline.stage).
 """
 import argparse
+import importlib
 import sys
 
 from thinkcount import exit_status
-from thinkcount.config import load_params
+
+VERBS = {"predict": "thinkcount.serve.predict", "serve": "thinkcount.serve.service",
+         "replay": "thinkcount.serve.replay", "ingest": "thinkcount.data.ingest", "fetch": "thinkcount.data.fetch",
+         "gate": "thinkcount.ops.gate", "profile": "thinkcount.ops.profile",
+         "ciprofile": "thinkcount.ops.ciprofile", "sweep": "thinkcount.ops.sweep"}
 
 
-def check(args):
-    params = load_params(args.params)
-    print(f"{args.params}: valid ({len(params['methods'])} methods, {len(params['baselines'])} baselines, "
+def check(argv):
+    from thinkcount.pipeline.config import load_params
+    parser = argparse.ArgumentParser(prog="python -m thinkcount check")
+    parser.add_argument("params", nargs="?", default="params.yaml")
+    path = parser.parse_args(argv).params
+    params = load_params(path)
+    print(f"{path}: valid ({len(params['methods'])} methods, {len(params['baselines'])} baselines, "
           f"{len(params['encoders'])} encoders).")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m thinkcount", description=__doc__.split("\n")[0])
-    verbs = parser.add_subparsers(dest="verb", required=True)
-    verb = verbs.add_parser("check", help="validate params.yaml before DVC renders any command from it")
-    verb.add_argument("params", nargs="?", default="params.yaml")
-    verb.set_defaults(run=check)
+    parser = argparse.ArgumentParser(prog="python -m thinkcount", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n")[1])
+    parser.add_argument("verb", choices=["check", *VERBS])
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the verb's own arguments")
     args = parser.parse_args(argv)
-    return exit_status(lambda: args.run(args))
+    # Each verb's module is imported only when asked for: `check` must not wait for torch.
+    run = check if args.verb == "check" else importlib.import_module(VERBS[args.verb]).main
+    return exit_status(lambda: run(args.args))
 
 
 if __name__ == "__main__":

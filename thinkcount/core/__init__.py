@@ -1,0 +1,1 @@
+"""Bottom layer: reading and writing records (JSONL, JSON) whole or not at all."""

@@ -1,0 +1,129 @@
+"""Counts, filters and the shared split: the data half of the pipeline."""
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+from thinkcount import UserError
+from thinkcount.data.counting import (count_keywords, count_waits, keyword_pattern, lacks_opening_tag, prompt_text,
+                                      think_text, wait_pattern)
+
+KEY = ["worker_id", "sample_id"]
+
+
+def compute_counts(records, keywords, case_sensitive=True, think_start="tag_or_start"):
+    """One row per record: prompt text, counts, wait_counts and think_chars (the `counts` params' rules)."""
+    keys, waits = keyword_pattern(keywords, case_sensitive), wait_pattern(case_sensitive)
+    return pd.DataFrame({
+        "worker_id": [r["worker_id"] for r in records],
+        "sample_id": [r["sample_id"] for r in records],
+        "text": [prompt_text(r["instruction"], r["input"]) for r in records],
+        "counts": [count_keywords(r["content"], keys) for r in records],
+        "wait_counts": [count_waits(r["content"], think_start, waits) for r in records],
+        "think_chars": [len(think_text(r["content"])) for r in records],
+        "trace_chars": [len(r["content"]) for r in records],
+    })
+
+
+def oracle_tau(counts, oracle_rows):
+    """Kendall tau-b of the generator's expected counts against the realised counts."""
+    oracle = pd.DataFrame(oracle_rows)
+    merged = counts.merge(oracle, on=KEY, how="inner")
+    if len(merged) != len(counts):
+        raise UserError(f"oracle covers {len(merged)} of {len(counts)} records.")
+    return float(kendalltau(merged["expected_counts"], merged["counts"]).statistic)
+
+
+def filter_variants(counts, max_counts, long_think_chars, max_long_waits):
+    """Return {variant: (kept frame, report)}; every dropped row is counted by reason."""
+    n = len(counts)
+    over = counts["counts"] > max_counts
+    long_few = (counts["think_chars"] >= long_think_chars) & (counts["wait_counts"] <= max_long_waits)
+    variants = {
+        "all": (np.ones(n, dtype=bool), {}),
+        "clean": (~over, {f"counts_above_{max_counts}": int(over.sum())}),
+        "wait_only": (~long_few, {f"think_chars_ge_{long_think_chars}_and_wait_counts_le_{max_long_waits}":
+                                  int(long_few.sum())}),
+    }
+    out = {}
+    for name, (keep, dropped) in variants.items():
+        kept = counts[keep].reset_index(drop=True)
+        out[name] = (kept, {"rows_in": n, "rows_kept": len(kept), "rows_dropped": n - len(kept),
+                            "dropped_by_reason": dropped})
+    return out
+
+
+# Fewest rows a split may hold: below this, early stopping and Kendall tau's interval mean little.
+MIN_SPLIT_ROWS = 10
+
+
+def make_split(counts, seed, val_fraction, test_fraction, strata):
+    """Seeded train/val/test split stratified by counts quantile, keyed by (worker_id, sample_id), with
+    each record's priority under a row budget (within_budget).
+
+    Each split gets exactly round(fraction * rows) rows, shared among strata by largest remainder."""
+    rng = np.random.default_rng(seed)
+    # Rank first so that heavy ties (many counts of 1) still give equal-sized strata.
+    ranks = counts["counts"].rank(method="first")
+    stratum = pd.qcut(ranks, min(strata, len(counts)), labels=False).to_numpy()
+    sizes = np.bincount(stratum)
+    n_test = allocate(sizes, test_fraction, sizes)
+    n_val = allocate(sizes, val_fraction, sizes - n_test)
+    check_split_sizes(len(counts), n_test.sum(), n_val.sum(), min(val_fraction, test_fraction))
+    split = np.empty(len(counts), dtype=object)
+    for s in range(len(sizes)):
+        idx = rng.permutation(np.flatnonzero(stratum == s))
+        split[idx[:n_test[s]]] = "test"
+        split[idx[n_test[s]:n_test[s] + n_val[s]]] = "val"
+        split[idx[n_test[s] + n_val[s]:]] = "train"
+    # One seeded order of all records: a row budget takes rows in this order, so every method and
+    # baseline capped at N train rows of a variant trains on the same rows.
+    priority = rng.permutation(len(counts))
+    return pd.DataFrame({"worker_id": counts["worker_id"], "sample_id": counts["sample_id"], "split": split,
+                         "priority": priority})
+
+
+def within_budget(rows, n):
+    """The first n rows in the split's priority order: the shared subsample under a row budget."""
+    return rows.nsmallest(n, "priority") if len(rows) > n else rows
+
+
+def allocate(sizes, fraction, room):
+    """Rows per stratum for one split: round(fraction * total) in all, by largest remainder, within room."""
+    quotas = sizes * fraction
+    rows = np.minimum(np.floor(quotas).astype(int), room)
+    missing = int(round(quotas.sum())) - rows.sum()
+    for s in np.argsort(-(quotas - rows), kind="stable"):
+        if missing <= 0:
+            break
+        if rows[s] < room[s]:
+            rows[s] += 1
+            missing -= 1
+    return rows
+
+
+def check_split_sizes(n, n_test, n_val, smallest_fraction):
+    sizes = {"train": n - n_test - n_val, "val": n_val, "test": n_test}
+    small = {name: int(k) for name, k in sizes.items() if k < MIN_SPLIT_ROWS}
+    if small:
+        needed = int(np.ceil((MIN_SPLIT_ROWS - 0.5) / smallest_fraction))  # round() reaches the minimum here
+        raise UserError(f"{n} records give {', '.join(f'{k} {name}' for name, k in small.items())} rows; train, val "
+                        f"and test each need at least {MIN_SPLIT_ROWS} rows, so at these fractions at least "
+                        f"{needed} records.")
+
+
+QUANTILES = [25, 50, 75, 90, 95, 99]
+
+
+def counts_report(records, counts, think_start):
+    """Quantiles of each target, and how many traces lack the opening tag (with a warning when that
+    matters: under the strict `tag` rule such traces all get wait_counts 1)."""
+    report = {col: {**{f"p{q}": float(np.percentile(counts[col], q)) for q in QUANTILES},
+                    "max": int(counts[col].max()), "mean": float(counts[col].mean())}
+              for col in ("counts", "wait_counts", "think_chars")}
+    no_open = sum(lacks_opening_tag(r["content"]) for r in records)
+    report.update(rows=len(counts), records_without_opening_tag=no_open)
+    warning = None
+    if think_start == "tag" and no_open > len(records) / 2:
+        warning = (f"{no_open} of {len(records)} traces have </think> without <think>; under counts.think_start: "
+                   "tag their wait_counts is 1; set counts.think_start: tag_or_start for R1-style exports.")
+    return report, warning

@@ -1,0 +1,1 @@
+"""Evaluation: metrics with intervals, the comparison and its verdicts, the report, the engine simulation."""

@@ -1,0 +1,193 @@
+"""Evaluation on the shared test split: each method's native metrics, and one yardstick for all.
+
+The yardstick ranks test prompts by each method's complexity score and compares that ranking
+with the true counts (Kendall tau-b with a bootstrap interval, Spearman), plus the MAE of the
+implied counts and ROC-AUC for flagging the top 10% of counts. It is reported on the whole test
+split and on its clean part, and for the generator's oracle as the ceiling.
+"""
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau, spearmanr
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, mean_absolute_error, mean_squared_error,
+                             roc_auc_score)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from thinkcount.data.records import KEY
+
+TARGETS = ("counts", "wait_counts")
+UNDEFINED = "undefined"
+
+
+def kendall(x, y):
+    """Kendall tau-b, or None where it is undefined (constant scores or targets): never 0."""
+    tau = kendalltau(x, y).statistic
+    return None if np.isnan(tau) else float(tau)
+
+
+def bootstrap_tau(score, target, n_boot, seed):
+    """95% percentile interval of Kendall tau-b over bootstrap resamples of the prompts ([None, None] when
+    tau is undefined on every resample)."""
+    rng = np.random.default_rng(seed)
+    taus = [kendall(score[idx], target[idx]) for idx in (rng.integers(0, len(score), len(score))
+                                                         for _ in range(n_boot))]
+    taus = [t for t in taus if t is not None]
+    return [float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))] if taus else [None, None]
+
+
+def paired_differences(scores, target, reference, n_boot, seed):
+    """tau(score) - tau(reference) on the same bootstrap resamples of the prompts, for each score in
+    `scores` ({name: array}): {name: {"difference", "ci95", "verdict"}}, verdict better, worse or
+    indistinguishable (the 95% interval holds 0). Undefined where either tau is."""
+    target, reference = np.asarray(target, float), np.asarray(reference, float)
+    rng = np.random.default_rng(seed)
+    resamples = [rng.integers(0, len(target), len(target)) for _ in range(n_boot)]
+    ref_taus = [kendall(reference[idx], target[idx]) for idx in resamples]
+    out = {}
+    for name, score in scores.items():
+        score = np.asarray(score, float)
+        whole = kendall(score, target), kendall(reference, target)
+        diffs = [t - r for t, r in ((kendall(score[idx], target[idx]), r) for idx, r in zip(resamples, ref_taus))
+                 if t is not None and r is not None]
+        if None in whole or not diffs:
+            out[name] = {"difference": None, "ci95": [None, None], "verdict": UNDEFINED}
+            continue
+        low, high = float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+        verdict = "better" if low > 0 else "worse" if high < 0 else "indistinguishable"
+        out[name] = {"difference": whole[0] - whole[1], "ci95": [low, high], "verdict": verdict}
+    return out
+
+
+def yardstick(score, expected, truth, target, n_boot=1000, seed=0, top_share=0.1):
+    """The comparison every method gets. truth: frame with counts and wait_counts, aligned with score."""
+    score, expected = np.asarray(score, float), np.asarray(expected, float)
+    y = truth[target].to_numpy(dtype=float)
+    other = [t for t in TARGETS if t != target][0]
+    top = y >= np.quantile(y, 1 - top_share)
+    return {
+        "n": len(y),
+        "kendall_tau": kendall(score, y),
+        "kendall_tau_ci95": bootstrap_tau(score, y, n_boot, seed),
+        "spearman": none_if_nan(spearmanr(score, y).statistic),
+        f"kendall_tau_{other}": kendall(score, truth[other].to_numpy(dtype=float)),
+        "mae_counts": float(mean_absolute_error(y, expected)),
+        "kendall_tau_expected_counts": kendall(expected, y),  # ranking by implied counts instead of the score
+        "auc_top10": float(roc_auc_score(top, score)) if 0 < top.sum() < len(top) else None,
+    }
+
+
+def none_if_nan(value):
+    return None if np.isnan(value) else float(value)
+
+
+def yardstick_both(score, expected, truth, target, max_counts, n_boot, seed):
+    """The yardstick on the whole test split and on its clean part (counts <= max_counts)."""
+    clean = (truth["counts"] <= max_counts).to_numpy()
+    return {"all": yardstick(score, expected, truth, target, n_boot, seed),
+            "clean": yardstick(np.asarray(score)[clean], np.asarray(expected)[clean], truth[clean], target,
+                               n_boot, seed)}
+
+
+def regression_metrics(pred, truth):
+    return {"mse": float(mean_squared_error(truth, pred)), "mae": float(mean_absolute_error(truth, pred))}
+
+
+def classification_metrics(pred, truth, n_labels, label_names):
+    labels = list(range(n_labels))
+    per_label = f1_score(truth, pred, labels=labels, average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(truth, pred)),
+        "f1_macro": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)),
+        "f1_per_label": {name: float(f) for name, f in zip(label_names, per_label)},
+    }
+
+
+def confusion_rows(pred, truth, label_names):
+    """Rows for DVC's confusion plot template: one per test prompt."""
+    return [{"actual": label_names[t], "predicted": label_names[p]} for t, p in zip(truth, pred)]
+
+
+def confusion(pred, truth, n_labels):
+    return confusion_matrix(truth, pred, labels=list(range(n_labels))).tolist()
+
+
+def eta_squared(values, labels):
+    """Share of the variance of values explained by the labels (between-group / total)."""
+    values = np.asarray(values, dtype=float)
+    total = ((values - values.mean()) ** 2).sum()
+    if total == 0:
+        return 0.0
+    between = sum(len(g) * (g.mean() - values.mean()) ** 2
+                  for g in (values[labels == k] for k in np.unique(labels)))
+    return float(between / total)
+
+
+def leakage_audit(train_texts, train_labels, test_texts, test_labels, seed, features):
+    """How well prompt-only features (no counts, no encoder) predict the labels: test accuracy of a
+    logistic regression on the FeatureSet `features`."""
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    model.fit(features.matrix(list(train_texts)), train_labels)
+    return float(accuracy_score(test_labels, model.predict(features.matrix(list(test_texts)))))
+
+
+def evaluate_method(method, config, test, labels, frame, ev, max_counts, seed):
+    """Everything evaluate@<method> reports, and the rows of its confusion plot.
+
+    config: the model's LabelConfig (its audit_features, when set, drive the leakage audit); test: the test
+    prompts with the method's predictions (score, expected_counts, label for classifiers); labels: the
+    method's labels file; frame: every record's counts and split."""
+    target = method["target"]
+    result = {"task": method["task"], "loss": method["loss"], "labels": describe_labels(config),
+              "variant": method["variant"], "target": target,
+              "yardstick": yardstick_both(test["score"], test["expected_counts"], test, target, max_counts,
+                                          ev["bootstrap"], ev["seed"])}
+    native = (labels[labels["split"] == "test"][KEY + ["label"]].rename(columns={"label": "true_label"})
+              .merge(test, on=KEY))  # the test rows of the method's own variant, with its own labels
+    if method["task"] == "classification":
+        pred, truth = native["label"].to_numpy(int), native["true_label"].to_numpy(int)
+        result["native"] = classification_metrics(pred, truth, config.n_labels, list(config.label_names))
+        result["native"]["confusion"] = confusion(pred, truth, config.n_labels)
+        plot = confusion_rows(pred, truth, list(config.label_names))
+    else:
+        if method["task"] == "regression":
+            result["native"] = regression_metrics(native["score"].to_numpy(), native["true_label"].to_numpy(float))
+            result["native"]["unit"] = "bins" if config.label_stats is not None else target
+        else:
+            result["native"] = {"kendall_tau_log1p": result["yardstick"]["all"]["kendall_tau"]}
+        plot = quintile_confusion(test["score"].to_numpy(), test[target].to_numpy())
+    if config.audit_features is not None:
+        result["leakage"] = audit(labels, frame, result["native"]["accuracy"], config.audit_features, target,
+                                  config.scheme == "kmeans", seed)
+    return result, plot
+
+
+def describe_labels(config):
+    if config.scheme in ("raw", "log1p"):
+        return f"{config.scheme} {config.target}"
+    if config.scheme == "kmeans":
+        return f"k-means K={config.k}"
+    return f"{config.scheme} bins ({config.n_labels})"
+
+
+def quintile_confusion(score, target):
+    """For methods without classes: quintile of the score against quintile of the true target."""
+    bins = lambda x: pd.qcut(pd.Series(x).rank(method="first"), 5, labels=False)  # noqa: E731
+    names = [f"Q{i + 1}" for i in range(5)]
+    return confusion_rows(bins(score).to_numpy(), bins(target).to_numpy(), names)
+
+
+def audit(labels, frame, encoder_acc, features, target, from_features, seed):
+    """Can the features behind the labels (or markers) reach the encoder's accuracy on their own, and how
+    much of the target's variance do the labels explain?"""
+    rows = labels.merge(frame[KEY + ["counts", "wait_counts"]], on=KEY)
+    train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
+    feature_acc = leakage_audit(train["text"], train["label"], test["text"], test["label"], seed, features)
+    return {
+        "feature_set": features.name,
+        "feature_model_accuracy": feature_acc,
+        "encoder_accuracy": encoder_acc,
+        "features_reach_encoder": bool(feature_acc >= encoder_acc - 0.02),
+        "eta_squared": eta_squared(rows[target].to_numpy(), rows["label"].to_numpy()),
+        "labels_from_prompt_features": from_features,
+    }

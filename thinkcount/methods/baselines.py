@@ -1,0 +1,86 @@
+"""Baselines and controls, scored with the same yardstick on the same train rows as the methods:
+prompt length, TF-IDF ridge, the instruction's first word, a frozen-encoder probe, and the oracle ceiling.
+
+Each returns (score, expected counts) for the test rows. The controls answer two questions about any
+fine-tuned method: is the signal more than the opening word (first_word), and does fine-tuning beat a
+linear probe on the same encoder's frozen, mean-pooled states (probe)?"""
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+
+from thinkcount import UserError
+from thinkcount.data.records import KEY
+
+
+def words(frame):
+    return frame["text"].str.split().str.len().to_numpy(dtype=float)
+
+
+def length_scores(train, test):
+    """Prompt length in words; counts read off a least-squares line fitted on train."""
+    if len(np.unique(words(train))) < 2:
+        raise UserError(f"the length baseline needs train prompts of at least 2 different lengths; "
+                        f"{len(train)} train rows have {len(np.unique(words(train)))}.")
+    slope, intercept = np.polyfit(words(train), train["counts"], 1)
+    score = words(test)
+    return score, np.clip(slope * score + intercept, 1, None)
+
+
+def tfidf_scores(train, test, alpha, max_features):
+    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), max_features=max_features, sublinear_tf=True),
+                          Ridge(alpha=alpha))
+    try:
+        model.fit(train["text"], np.log1p(train["counts"]))
+    except ValueError as e:  # an empty vocabulary, or too few rows
+        raise UserError(f"the TF-IDF baseline cannot be fitted on {len(train)} train rows ({e}).") from None
+    score = model.predict(test["text"])
+    return score, np.expm1(score).clip(1, None)
+
+
+def first_word(frame):
+    return frame["text"].str.split().str[0].fillna("").str.lower().str.strip(".,:;!?\"'")
+
+
+def first_word_scores(train, test):
+    """Train mean of log1p counts per first word of the prompt (the overall mean for unseen words)."""
+    if train.empty:
+        raise UserError("the first-word baseline has no train rows.")
+    means = np.log1p(train["counts"]).groupby(first_word(train)).mean()
+    score = first_word(test).map(means).fillna(float(np.log1p(train["counts"]).mean())).to_numpy()
+    return score, np.expm1(score)
+
+
+def probe_scores(train, test, encoder, alpha, batch_size=64):
+    """Ridge on log1p counts over the frozen encoder's mean-pooled states. encoder: (name, settings)."""
+    from thinkcount.methods.inference import predict_raw  # torch and transformers, for this baseline only
+    from thinkcount.methods.models import build_model, resolve_source
+    name, settings = encoder
+    model, tokenizer = build_model(resolve_source(name, settings["source"]), 1, num_layers=settings.get("num_layers"))
+    embed = lambda frame: predict_raw(model, tokenizer, list(frame["text"]), settings["max_length"],  # noqa: E731
+                                      batch_size, pooled=True)
+    ridge = Ridge(alpha=alpha).fit(embed(train), np.log1p(train["counts"]))
+    score = ridge.predict(embed(test))
+    return score, np.expm1(score).clip(1, None)
+
+
+def oracle_scores(test, oracle_rows):
+    if not oracle_rows:
+        raise UserError("no oracle for this corpus (real data has none).")
+    merged = test[KEY].merge(pd.DataFrame(oracle_rows), on=KEY, how="left")
+    if merged["expected_counts"].isna().any():
+        raise UserError("data/raw/oracle.jsonl does not cover the test split.")
+    return merged["expected_counts"].to_numpy(), merged["expected_counts"].to_numpy()
+
+
+def baseline_scores(spec, train, test, encoder):
+    """Dispatch on spec["kind"] (not the oracle, which needs no train rows)."""
+    kind = spec["kind"]
+    if kind == "length":
+        return length_scores(train, test)
+    if kind == "tfidf":
+        return tfidf_scores(train, test, spec["alpha"], spec["max_features"])
+    if kind == "first_word":
+        return first_word_scores(train, test)
+    return probe_scores(train, test, encoder, spec["alpha"])

@@ -1,0 +1,86 @@
+"""Run a params profile as a DVC experiment: each key of the profile becomes `-S ++key=value`.
+
+    python -m thinkcount profile profiles/seed.yaml              # dvc exp run with the profile's params
+    python -m thinkcount profile profiles/seed.yaml --queue      # extra arguments go to dvc exp run
+    python -m thinkcount profile profiles/seed.yaml --print      # only print the command
+
+Before anything runs, the merged params are validated and every encoder the profile's methods use
+is looked up, so a missing encoder stops here with one sentence instead of minutes into a stage.
+"""
+import copy
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from thinkcount import UserError
+from thinkcount.pipeline.config import load_params
+
+
+def flatten(overlay, prefix=""):
+    """{"a": {"b": 1}} -> [("a.b", 1)]: the dotted keys DVC's -S takes."""
+    items = []
+    for key, value in overlay.items():
+        name = f"{prefix}{key}"
+        items += flatten(value, name + ".") if isinstance(value, dict) else [(name, value)]
+    return items
+
+
+def overlaid(base, overlay):
+    """base with overlay's values, adding the keys it lacks, as `-S ++key=value` does."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        out[key] = overlaid(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def set_arguments(overlay):
+    args = []
+    for name, value in flatten(overlay):
+        text = yaml.safe_dump(value, default_flow_style=True, width=10 ** 6).strip().removesuffix("...").strip()
+        args += ["-S", f"++{name}={text}"]
+    return args
+
+
+def merged_params(params_path, overlay):
+    """The params the experiment will run with, validated (names included) before DVC renders a command."""
+    merged = overlaid(yaml.safe_load(Path(params_path).read_text()), overlay)
+    with tempfile.TemporaryDirectory(dir=Path(params_path).parent) as tmp:
+        path = Path(tmp) / "params.yaml"
+        path.write_text(yaml.safe_dump(merged, sort_keys=False))
+        return load_params(path)
+
+
+def check_profile(params_path, overlay):
+    """The merged params, validated, with every encoder its methods use resolved."""
+    from thinkcount.methods.models import resolve_source
+    from thinkcount.methods.training import method_settings
+    params = merged_params(params_path, overlay)
+    for name in params["methods"]:
+        settings = method_settings(params, name)
+        resolve_source(settings["model"], settings["source"])
+    return params
+
+
+def main(argv):
+    if not argv or argv[0].startswith("-"):
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        return 2
+    profile, rest = Path(argv[0]), argv[1:]
+    try:
+        if not profile.is_file():
+            raise UserError(f"{profile}: no such profile.")
+        overlay = yaml.safe_load(profile.read_text()) or {}
+        command = ["dvc", "exp", "run", *set_arguments(overlay), *[a for a in rest if a != "--print"]]
+        if "--print" in rest:
+            merged_params("params.yaml", overlay)
+            print(shlex.join(command))
+            return 0
+        check_profile("params.yaml", overlay)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return subprocess.run(command).returncode

@@ -1,0 +1,1 @@
+"""The DVC stages' support: the typed params.yaml and the stage runner."""

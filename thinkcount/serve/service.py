@@ -1,0 +1,241 @@
+"""A scoring service for a trained model, and with --upstream a priority proxy in front of an LLM engine.
+
+    python -m thinkcount serve --model models/m13_rank [--host 127.0.0.1] [--port 8000]
+    python -m thinkcount serve --model models/m13_rank --upstream http://127.0.0.1:8001   # vLLM behind it
+
+POST /score {"prompts": ["...", {"instruction": "...", "input": "..."}]} returns Predictor.predict's numbers;
+GET /healthz; GET /metrics (Prometheus text); POST /reload {"model": "DIR"} swaps the model without a restart.
+With --upstream, /v1/chat/completions and /v1/completions are scored and forwarded (thinkcount/serve/proxy.py).
+Concurrent requests are scored together (thinkcount/serve/batcher.py). SIGTERM drains the requests in flight and
+exits 0. Starlette and uvicorn serve it: a small, well-kept ASGI stack whose requests we validate ourselves,
+so that every bad request gets one sentence.
+"""
+import argparse
+import asyncio
+import hashlib
+import signal
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from thinkcount import UserError
+from thinkcount.data.counting import prompt_text
+from thinkcount.methods.modelfolder import MANIFEST
+from thinkcount.serve import proxy
+from thinkcount.serve.batcher import MicroBatcher
+from thinkcount.serve.web import BadRequest, parse_json_body, read_body
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model: str                       # the model folder served first
+    max_batch: int = 64              # prompts scored in one call at most
+    max_wait_ms: float = 5.0         # how long a batch waits for more requests after the first
+    batch_size: int = 16             # prompts per padded model batch inside a call (grouped by length)
+    max_prompts: int = 256           # prompts one request may carry
+    max_body_bytes: int = 1 << 20    # largest request body
+    upstream: str | None = None      # the engine requests are forwarded to (enables the proxy)
+    reasoning_upstream: str | None = None  # the engine for requests predicted long (with threshold)
+    threshold: float | None = None   # expected counts at or above which a request goes to reasoning_upstream
+    aging_seconds: float = 1.0       # one priority level is added per this many seconds since the start
+    tokens_per_count: float | None = None  # cap max_tokens at this many tokens per expected count
+
+
+def prompts_of(request, max_prompts):
+    """The prompt texts of a /score request: strings, or objects with instruction and optional input."""
+    unknown = sorted(set(request) - {"prompts"})
+    if unknown:
+        raise BadRequest(400, f"unknown key {unknown[0]!r}; send {{\"prompts\": [...]}}.")
+    prompts = request.get("prompts")
+    if not isinstance(prompts, list) or not prompts:
+        raise BadRequest(400, "`prompts` must be a non-empty list of strings or {instruction, input} objects.")
+    if len(prompts) > max_prompts:
+        raise BadRequest(413, f"{len(prompts)} prompts in one request; at most {max_prompts}.")
+    return [prompt_of_item(item, i) for i, item in enumerate(prompts)]
+
+
+def prompt_of_item(item, i):
+    if isinstance(item, dict) and set(item) <= {"instruction", "input"}:
+        instruction, input_text = item.get("instruction"), item.get("input") or ""
+        if isinstance(instruction, str) and instruction.strip() and isinstance(input_text, str):
+            return prompt_text(instruction, input_text)
+    elif isinstance(item, str) and item.strip():
+        return item
+    raise BadRequest(400, f"prompt {i} is empty, not a string, or not an {{instruction, input}} object of strings.")
+
+
+def model_version(folder):
+    """The first 12 hex digits of the manifest's sha256: it changes whenever any file of the model does."""
+    return hashlib.sha256((Path(folder) / MANIFEST).read_bytes()).hexdigest()[:12]
+
+
+class ModelSlot:
+    """The model being served; a reload swaps it only once the new one has loaded."""
+
+    def __init__(self, folder, batch_size):
+        self.batch_size = batch_size
+        self.lock = asyncio.Lock()
+        self.predictor, self.folder, self.version = self.load(folder)
+
+    @staticmethod
+    def load(folder):
+        from thinkcount.serve.predict import Predictor  # torch and transformers: only once the service starts
+        return Predictor.load(folder, device="cpu"), str(folder), model_version(folder)
+
+    def score(self, prompts):
+        predictor = self.predictor  # a batch in flight keeps the model it started with
+        return predictor.predict(prompts, self.batch_size)
+
+    async def reload(self, folder):
+        async with self.lock:
+            self.predictor, self.folder, self.version = await asyncio.to_thread(self.load, folder)
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("thinkcount_requests", "Requests by endpoint and status", ["endpoint", "status"],
+                                registry=self.registry)
+        self.prompts = Counter("thinkcount_prompts", "Prompts scored", registry=self.registry)
+        self.batch = Histogram("thinkcount_batch_size", "Prompts per model call", registry=self.registry,
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        self.latency = Histogram("thinkcount_request_seconds", "Request latency by endpoint", ["endpoint"],
+                                 registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.model = Gauge("thinkcount_model_info", "The model being served (value 1)", ["folder", "version"],
+                           registry=self.registry)
+
+    def serving(self, slot):
+        self.model.clear()
+        self.model.labels(folder=slot.folder, version=slot.version).set(1)
+
+
+def endpoint(name, metrics):
+    """Wrap a handler: BadRequest and UserError become a JSON error of one sentence; count and time it."""
+    def wrap(handler):
+        async def route(request):
+            start = time.perf_counter()
+            try:
+                response = await handler(request)
+            except BadRequest as e:
+                response = JSONResponse({"error": str(e)}, status_code=e.status)
+            except UserError as e:
+                response = JSONResponse({"error": str(e)}, status_code=422)
+            except Exception as e:  # noqa: BLE001 - a failure answers this request; the process stays up
+                response = JSONResponse({"error": f"internal error: {type(e).__name__}: {e}"}, status_code=500)
+            metrics.requests.labels(endpoint=name, status=str(response.status_code)).inc()
+            metrics.latency.labels(endpoint=name).observe(time.perf_counter() - start)
+            return response
+        return route
+    return wrap
+
+
+def create_app(config, slot=None):
+    """The ASGI app; slot (a loaded ModelSlot) may be given by tests and benchmarks."""
+    metrics = Metrics()
+    state = {}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        state["slot"] = slot or await asyncio.to_thread(ModelSlot, config.model, config.batch_size)
+        metrics.serving(state["slot"])
+        batcher = MicroBatcher(lambda prompts: state["slot"].score(prompts), config.max_batch,
+                               config.max_wait_ms / 1000, on_batch=metrics.batch.observe)
+        state["batcher"] = batcher
+        batcher.start()
+        async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0)) as client:
+            state["client"] = client
+            state["started"] = time.monotonic()
+            yield
+        await batcher.stop()
+
+    async def score_prompts(prompts):
+        results = await state["batcher"].submit(prompts)
+        metrics.prompts.inc(len(prompts))
+        return results
+
+    @endpoint("score", metrics)
+    async def score(request):
+        prompts = prompts_of(parse_json_body(await read_body(request, config.max_body_bytes)), config.max_prompts)
+        return JSONResponse({"model": state["slot"].version, "results": await score_prompts(prompts)})
+
+    @endpoint("healthz", metrics)
+    async def healthz(request):
+        slot = state["slot"]
+        return JSONResponse({"status": "ok", "model": slot.folder, "version": slot.version})
+
+    async def metrics_text(request):
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @endpoint("reload", metrics)
+    async def reload(request):
+        body = await read_body(request, config.max_body_bytes)
+        folder = parse_json_body(body).get("model", state["slot"].folder) if body.strip() else state["slot"].folder
+        if not isinstance(folder, str):
+            raise BadRequest(400, "`model` must be a model folder path.")
+        await state["slot"].reload(folder)  # a folder that fails to load raises UserError: the old one serves on
+        metrics.serving(state["slot"])
+        return JSONResponse({"status": "reloaded", "model": state["slot"].folder, "version": state["slot"].version})
+
+    routes = [Route("/score", score, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]),
+              Route("/metrics", metrics_text, methods=["GET"]), Route("/reload", reload, methods=["POST"])]
+    if config.upstream:
+        for path in proxy.PATHS:
+            routes.append(Route(path, endpoint("proxy", metrics)(proxy.handler(path, config, state, score_prompts)),
+                                methods=["POST"]))
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m thinkcount serve", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="a trained model folder, e.g. models/m13_rank")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--max-batch", type=int, default=64, help="prompts scored in one model call at most")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    parser.add_argument("--batch-size", type=int, default=16, help="prompts per padded batch, grouped by length")
+    parser.add_argument("--max-prompts", type=int, default=256, help="prompts one request may carry")
+    parser.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    parser.add_argument("--upstream", help="proxy /v1/chat/completions and /v1/completions to this engine URL")
+    parser.add_argument("--reasoning-upstream", help="engine URL for requests predicted at or above --threshold")
+    parser.add_argument("--threshold", type=float, help="expected counts that send a request to --reasoning-upstream")
+    parser.add_argument("--aging-seconds", type=float, default=1.0,
+                        help="one priority level is added per this many seconds since the start (no starvation)")
+    parser.add_argument("--tokens-per-count", type=float, help="cap max_tokens at this many per expected count")
+    args = parser.parse_args(argv)
+    checks = [(args.max_batch < 1, "--max-batch must be at least 1"), (args.batch_size < 1, "--batch-size must be "
+              "at least 1"), (args.max_wait_ms < 0, "--max-wait-ms must be 0 or more"),
+              (args.max_prompts < 1, "--max-prompts must be at least 1"),
+              (args.aging_seconds <= 0, "--aging-seconds must be above 0"),
+              (bool(args.reasoning_upstream) != (args.threshold is not None),
+               "--reasoning-upstream and --threshold go together"),
+              (bool(args.reasoning_upstream) and not args.upstream, "--reasoning-upstream needs --upstream"),
+              (args.tokens_per_count is not None and args.tokens_per_count <= 0, "--tokens-per-count must be above 0")]
+    for failed, message in checks:
+        if failed:
+            raise UserError(message + ".")
+    return args
+
+
+def main(argv=None):
+    run(parse_args(argv))
+
+
+def run(args):
+    config = ServeConfig(**{k: v for k, v in vars(args).items() if k not in ("host", "port")})
+    slot = ModelSlot(config.model, config.batch_size)  # a bad folder stops here, before the port opens
+    # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: this handler takes it,
+    # so a drained shutdown exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.run(create_app(config, slot), host=args.host, port=args.port, log_level="warning",
+                timeout_graceful_shutdown=30)
