@@ -31,6 +31,14 @@ def test_project_params_are_valid(params):
     (lambda p: p["methods"]["m02_equal_width"]["labels"].pop("bins"), "labels.bins' is needed"),
     (lambda p: p["methods"]["m01_regress"].update(variant="dirty"), "'methods.m01_regress.variant' must be one of"),
     (lambda p: p["train"].update(precision="fp8"), "'train.precision' must be one of"),
+    # Each labeling scheme takes its own keys only: bins mean nothing to raw counts.
+    (lambda p: p["methods"]["m01_regress"]["labels"].update(bins=3), "unknown key 'methods.m01_regress.labels.bins'"),
+    (lambda p: p["methods"]["m01_regress"]["labels"].update(scheme="rawx"),
+     "'methods.m01_regress.labels.scheme' must be one of raw, log1p, equal_width"),
+    (lambda p: p["methods"]["m09_kmeans"]["labels"].update(k_min=1), "'methods.m09_kmeans.labels.k_min' must be >= 2"),
+    (lambda p: p["encoders"]["minilm-l6"].update(learning_rate="fast"), "learning_rate' must be int or float, got str"),
+    (lambda p: p["serving"].update(sweep=[0.5, 1.5]), "'serving.sweep.1' must be <= 1, got 1.5"),
+    (lambda p: p["baselines"]["b_tfidf"].pop("alpha"), "'baselines.b_tfidf' needs alpha and max_features"),
 ])
 def test_a_bad_key_stops_with_one_sentence_naming_it(tmp_path, params, edit, message):
     bad = copy.deepcopy(params)

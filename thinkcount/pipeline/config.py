@@ -2,85 +2,243 @@
 import json
 import re
 from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError,
+                      field_validator, model_validator)
 
 from thinkcount import UserError
 from thinkcount.core import paths
 from thinkcount.data.features import NUMERIC
 
-NUMBER = (int, float)
-OPTIONAL = object()  # marks a schema entry that may be absent
+# The schema of params.yaml: types, defaults, choices and ranges in one place (pydantic, strict: a string
+# or a bool is never taken for a number). Each labeling scheme is its own model, chosen by `scheme`.
+# load_params returns the validated mapping itself; the comment of every key is in params.yaml.
+Number = Union[StrictInt, StrictFloat]
+Positive = Annotated[StrictInt, Field(ge=1)]
+NonNegative = Annotated[StrictInt, Field(ge=0)]
+Share = Annotated[Number, Field(gt=0, lt=1)]
 
-ENCODER = {"source": str, "batch_size": int, "learning_rate": NUMBER, "max_length": int,
-           "num_layers": (int, OPTIONAL)}
-LABELS = {"scheme": str, "bins": (int, OPTIONAL), "edges": (list, OPTIONAL),
-          "k_min": (int, OPTIONAL), "k_max": (int, OPTIONAL), "features": (str, OPTIONAL),
-          "restarts": (int, OPTIONAL), "final_restarts": (int, OPTIONAL),
-          "silhouette_sample": (int, type(None), OPTIONAL)}
-FEATURES = {"match": str, "numeric": list, "length": list, "cues": {"*": (list, str)}}
-OVERRIDES = {"model": (str, OPTIONAL), "epochs": (NUMBER, OPTIONAL), "batch_size": (int, OPTIONAL),
-             "learning_rate": (NUMBER, OPTIONAL), "grad_accum": (int, OPTIONAL),
-             "max_train_rows": (int, OPTIONAL), "max_length": (int, OPTIONAL)}
-METHOD = {
-    "variant": str, "target": str, "labels": LABELS, "task": str, "loss": str,
-    "head": (str, OPTIONAL), "trainable_layers": (int, type(None), OPTIONAL),
-    "two_stage": ({"learning_rate": NUMBER, "epoch_fraction": NUMBER}, type(None), OPTIONAL),
-    "markers": (str, type(None), OPTIONAL), "overrides": (OVERRIDES, OPTIONAL),
-}
-SCHEMA = {
-    "model": str,
-    "encoders": {"*": ENCODER},
-    "data": {"source": str, "sample_size": int, "sample_workers": int, "seed": int},
-    "counts": {"keywords": list, "case_sensitive": bool, "think_start": str},
-    "features": {"*": FEATURES},
-    "filter": {"max_counts": int, "long_think_chars": int, "max_long_waits": int},
-    "split": {"seed": int, "val_fraction": float, "test_fraction": float, "strata": int},
-    "train": {"seed": int, "epochs": NUMBER, "max_train_rows": int, "max_val_rows": int,
-              "eval_batch_size": int, "batches": str,
-              "early_stopping_patience": int, "weight_decay": NUMBER, "warmup_ratio": NUMBER,
-              "precision": str, "device": str, "processes": int, "batch_scaling": str, "nodes": int,
-              "rdzv_endpoint": str},
-    "methods": {"*": METHOD},
-    "baselines": {"*": {"kind": str, "alpha": (NUMBER, OPTIONAL), "max_features": (int, OPTIONAL),
-                        "train_rows": (str, OPTIONAL)}},
-    "evaluate": {"bootstrap": int, "seed": int},
-    "serving": {"load": NUMBER, "sweep": list, "repeats": int, "seed": int, "max_batch": int, "kv_tokens": int,
-                "step_ms": NUMBER, "decode_ms_per_seq": NUMBER, "prefill_ms_per_token": NUMBER,
-                "chars_per_token": NUMBER},
-    "reference": {"*": str},
-}
-CHOICES = {
-    "variant": ("all", "clean", "wait_only"), "target": ("counts", "wait_counts"),
-    "task": ("regression", "classification", "ranking"), "loss": ("mse", "ce", "weighted_ce", "pairwise"),
-    "head": ("linear", "mlp"), "scheme": ("raw", "log1p", "equal_width", "equal_freq", "manual", "kmeans"),
-    "precision": ("auto", "fp32", "bf16", "fp16"), "kind": ("length", "tfidf", "first_word", "probe", "oracle"),
-    "think_start": ("tag", "tag_or_start"), "device": ("auto", "cuda", "cpu"),
-    "batch_scaling": ("fixed_global", "linear_lr"), "batches": ("length_grouped", "random"),
-}
-# Numeric ranges: (lowest, highest or None, whether the bounds themselves are allowed). "*" is any name.
-RANGES = {
-    "data.sample_size": (1, None, True), "data.sample_workers": (1, None, True),
-    "filter.max_counts": (1, None, True), "filter.long_think_chars": (0, None, True),
-    "filter.max_long_waits": (0, None, True),
-    "split.val_fraction": (0, 1, False), "split.test_fraction": (0, 1, False), "split.strata": (1, None, True),
-    "train.epochs": (0, None, False), "train.max_train_rows": (1, None, True), "train.max_val_rows": (1, None, True),
-    "train.eval_batch_size": (1, None, True), "train.early_stopping_patience": (1, None, True),
-    "train.weight_decay": (0, None, True), "train.warmup_ratio": (0, 1, True), "train.processes": (1, None, True),
-    "train.nodes": (1, None, True),
-    "encoders.*.batch_size": (1, None, True), "encoders.*.learning_rate": (0, None, False),
-    "encoders.*.max_length": (2, None, True), "encoders.*.num_layers": (1, None, True),
-    "methods.*.labels.restarts": (1, None, True), "methods.*.labels.final_restarts": (1, None, True),
-    "methods.*.labels.silhouette_sample": (2, None, True),
-    "evaluate.bootstrap": (1, None, True), "serving.repeats": (1, None, True),
-    "serving.max_batch": (1, None, True), "serving.kv_tokens": (1, None, True), "serving.step_ms": (0, None, False),
-    "serving.decode_ms_per_seq": (0, None, True), "serving.prefill_ms_per_token": (0, None, True),
-    "serving.chars_per_token": (0, None, False),
-}
-EXTERNAL = Path(paths.EXTERNAL)
-SCHEME_NEEDS = {"equal_width": ("bins",), "equal_freq": ("bins",), "manual": ("edges",),
-                "kmeans": ("k_min", "k_max", "features", "restarts", "final_restarts", "silhouette_sample")}
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Encoder(Strict):
+    source: StrictStr
+    batch_size: Positive
+    learning_rate: Annotated[Number, Field(gt=0)]
+    max_length: Annotated[StrictInt, Field(ge=2)]
+    num_layers: Optional[Positive] = None
+
+
+class Data(Strict):
+    source: StrictStr
+    sample_size: Positive
+    sample_workers: Positive
+    seed: StrictInt
+
+
+class Counts(Strict):
+    keywords: list
+    case_sensitive: StrictBool
+    think_start: Literal["tag", "tag_or_start"]
+
+    @field_validator("keywords")
+    @classmethod
+    def non_empty_strings(cls, keywords):
+        if not keywords or not all(isinstance(k, str) and k for k in keywords):
+            raise ValueError("'counts.keywords' must be a non-empty list of non-empty strings (an empty keyword "
+                             "would match at every character)")
+        return keywords
+
+
+class FeatureSetSpec(Strict):
+    match: Literal["substring", "word"]
+    numeric: list[Literal[tuple(NUMERIC)]]
+    length: list[StrictInt]
+    cues: dict[str, Union[Literal["multi_question"], list[Annotated[StrictStr, Field(min_length=1)]]]]
+
+    @model_validator(mode="after")
+    def check_length_and_cues(self):
+        if self.length and (len(self.length) != 2 or self.length[0] >= self.length[1]):
+            raise ValueError(f"'{{where}}.length' must be [] or two increasing word counts, got {self.length}")
+        empty = [cue for cue, words in self.cues.items() if words == []]
+        if empty:
+            raise ValueError(f"'{{where}}.cues.{empty[0]}' must be a non-empty list of words or multi_question")
+        return self
+
+
+class Filter(Strict):
+    max_counts: Positive
+    long_think_chars: NonNegative
+    max_long_waits: NonNegative
+
+
+class Split(Strict):
+    seed: StrictInt
+    val_fraction: Share
+    test_fraction: Share
+    strata: Positive
+
+    @model_validator(mode="after")
+    def leave_train_rows(self):
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("'split.val_fraction' + 'split.test_fraction' must be below 1, leaving train rows")
+        return self
+
+
+class Train(Strict):
+    seed: StrictInt
+    epochs: Annotated[Number, Field(gt=0)]
+    max_train_rows: Positive
+    max_val_rows: Positive
+    eval_batch_size: Positive
+    batches: Literal["length_grouped", "random"]
+    early_stopping_patience: Positive
+    weight_decay: Annotated[Number, Field(ge=0)]
+    warmup_ratio: Annotated[Number, Field(ge=0, le=1)]
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+    device: Literal["auto", "cuda", "cpu"]
+    processes: Positive
+    batch_scaling: Literal["fixed_global", "linear_lr"]
+    nodes: Positive
+    rdzv_endpoint: StrictStr
+
+
+class Unbinned(Strict):
+    scheme: Literal["raw", "log1p"]
+
+
+class Binned(Strict):
+    scheme: Literal["equal_width", "equal_freq"]
+    bins: Positive
+
+
+class Manual(Strict):
+    scheme: Literal["manual"]
+    edges: list[Number] = Field(min_length=2)
+
+
+class KMeansLabels(Strict):
+    scheme: Literal["kmeans"]
+    features: StrictStr
+    k_min: Annotated[StrictInt, Field(ge=2)]
+    k_max: StrictInt
+    restarts: Positive
+    final_restarts: Positive
+    silhouette_sample: Optional[Annotated[StrictInt, Field(ge=2)]]
+
+
+Labels = Annotated[Union[Unbinned, Binned, Manual, KMeansLabels], Field(discriminator="scheme")]
+
+
+class TwoStage(Strict):
+    learning_rate: Annotated[Number, Field(gt=0)]
+    epoch_fraction: Annotated[Number, Field(gt=0, lt=1)]
+
+
+class Overrides(Strict):
+    model: Optional[StrictStr] = None
+    epochs: Optional[Annotated[Number, Field(gt=0)]] = None
+    batch_size: Optional[Positive] = None
+    learning_rate: Optional[Annotated[Number, Field(gt=0)]] = None
+    grad_accum: Optional[Positive] = None
+    max_train_rows: Optional[Positive] = None
+    max_length: Optional[Annotated[StrictInt, Field(ge=2)]] = None
+
+
 TASK_LOSSES = {"regression": ("mse",), "classification": ("ce", "weighted_ce"), "ranking": ("pairwise",)}
+
+
+class Method(Strict):
+    variant: Literal["all", "clean", "wait_only"]
+    target: Literal["counts", "wait_counts"]
+    labels: Labels
+    task: Literal["regression", "classification", "ranking"]
+    loss: Literal["mse", "ce", "weighted_ce", "pairwise"]
+    head: Literal["linear", "mlp"] = "linear"
+    trainable_layers: Optional[NonNegative] = None
+    two_stage: Optional[TwoStage] = None
+    markers: Optional[StrictStr] = None
+    overrides: Overrides = Overrides()
+
+    @model_validator(mode="after")
+    def loss_fits_task(self):
+        if self.loss not in TASK_LOSSES[self.task]:
+            raise ValueError(f"'{{where}}.loss' {self.loss} does not fit task {self.task}")
+        return self
+
+
+class Baseline(Strict):
+    kind: Literal["length", "tfidf", "first_word", "probe", "oracle"]
+    alpha: Optional[Number] = None
+    max_features: Optional[Positive] = None
+    train_rows: Literal["budget", "all"] = "budget"
+
+    @model_validator(mode="after")
+    def kind_has_its_settings(self):
+        needs = {"tfidf": ("alpha", "max_features"), "probe": ("alpha",)}.get(self.kind, ())
+        if any(getattr(self, key) is None for key in needs):
+            raise ValueError(f"'{{where}}' needs {' and '.join(needs)}")
+        return self
+
+
+class Evaluate(Strict):
+    bootstrap: Positive
+    seed: StrictInt
+
+
+Load = Annotated[Number, Field(gt=0, le=1)]
+
+
+class Serving(Strict):
+    load: Load
+    sweep: list[Load]
+    repeats: Positive
+    seed: StrictInt
+    max_batch: Positive
+    kv_tokens: Positive
+    step_ms: Annotated[Number, Field(gt=0)]
+    decode_ms_per_seq: Annotated[Number, Field(ge=0)]
+    prefill_ms_per_token: Annotated[Number, Field(ge=0)]
+    chars_per_token: Annotated[Number, Field(gt=0)]
+
+
+class Params(Strict):
+    model: StrictStr
+    encoders: dict[str, Encoder]
+    data: Data
+    counts: Counts
+    features: dict[str, FeatureSetSpec]
+    filter: Filter
+    split: Split
+    train: Train
+    methods: dict[str, Method]
+    baselines: dict[str, Baseline]
+    evaluate: Evaluate
+    serving: Serving
+    reference: dict[str, StrictStr]
+
+    @model_validator(mode="after")
+    def names_refer_to_defined_ones(self):
+        if self.model not in self.encoders:
+            raise ValueError(f"'model' is '{self.model}', not one of encoders: {', '.join(self.encoders)}")
+        for name, method in self.methods.items():
+            for key, used, among in (("markers", method.markers, self.features),
+                                     ("labels.features", getattr(method.labels, "features", None), self.features),
+                                     ("overrides.model", method.overrides.model, self.encoders)):
+                if used is not None and used not in among:
+                    what = "encoders" if among is self.encoders else "features"
+                    raise ValueError(f"'methods.{name}.{key}' is '{used}', not one of {what}: {', '.join(among)}")
+        for name in self.baselines:
+            if name in self.methods:
+                raise ValueError(f"'baselines.{name}' has the name of a method")
+        return self
+
+
+EXTERNAL = Path(paths.EXTERNAL)
 
 
 def load_params(path="params.yaml"):
@@ -96,10 +254,10 @@ def load_params(path="params.yaml"):
         raise UserError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e}).") from None
     try:
         check_names(params, path)
-        check(params, SCHEMA, "", path)
-        check_values(params, path)
-        check_feature_sets(params, path)
-        check_semantics(params, path)
+        Params.model_validate(params)
+        check_source(params["data"]["source"], path)
+    except ValidationError as e:
+        raise UserError(with_key_help(f"{path}: {first_error(e, params)}.", text)) from None
     except UserError as e:
         raise UserError(with_key_help(str(e), text)) from None
     return params
@@ -168,144 +326,61 @@ def key_help(text, dotted):
     return None
 
 
-def check_values(params, path):
-    """Ranges of numbers, the keyword list, and where a data source may live."""
-    for dotted, (low, high, inclusive) in RANGES.items():
-        for where, value in find(params, dotted.split(".")):
-            if value is not None and not in_range(value, low, high, inclusive):
-                ops = (">=", "<=") if inclusive else (">", "<")
-                bound = f"{ops[0]} {low}" + ("" if high is None else f" and {ops[1]} {high}")
-                raise UserError(f"{path}: '{where}' must be {bound}, got {value}.")
-    keywords = params["counts"]["keywords"]
-    if not keywords or not all(isinstance(k, str) and k for k in keywords):
-        raise UserError(f"{path}: 'counts.keywords' must be a non-empty list of non-empty strings "
-                        "(an empty keyword would match at every character).")
-    source = params["data"]["source"]
+def check_source(source, path):
+    """A data source other than the embedded corpus lives under data/external/, the folder DVC tracks."""
     external = (path.parent / EXTERNAL).resolve()
     if source != "sample" and not (path.parent / source).resolve().is_relative_to(external):
         raise UserError(f"{path}: 'data.source' {source} is outside {EXTERNAL}/, which is the folder DVC tracks "
                         f"(results would go stale when the file changes); move the file under {EXTERNAL}/.")
 
 
-def in_range(value, low, high, inclusive):
-    if inclusive:
-        return value >= low and (high is None or value <= high)
-    return value > low and (high is None or value < high)
+TYPE_NAMES = {"int_type": "int", "float_type": "float", "string_type": "str", "bool_type": "bool",
+              "list_type": "list", "dict_type": "a mapping", "model_type": "a mapping", "none_required": "null"}
+BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le"),
+          "less_than": ("<", "lt")}
 
 
-def check_feature_sets(params, path):
-    for name, spec in params["features"].items():
-        where = f"features.{name}"
-        if spec["match"] not in ("substring", "word"):
-            raise UserError(f"{path}: '{where}.match' must be one of substring, word.")
-        unknown = [n for n in spec["numeric"] if n not in NUMERIC]
-        if unknown:
-            raise UserError(f"{path}: '{where}.numeric' has {unknown}; choose among {', '.join(NUMERIC)}.")
-        length = spec["length"]
-        if length and (len(length) != 2 or not all(isinstance(b, int) for b in length) or length[0] >= length[1]):
-            raise UserError(f"{path}: '{where}.length' must be [] or two increasing word counts, got {length}.")
-        for cue, words in spec["cues"].items():
-            ok = words == "multi_question" or (isinstance(words, list) and words
-                                               and all(isinstance(w, str) and w for w in words))
-            if not ok:
-                raise UserError(f"{path}: '{where}.cues.{cue}' must be a non-empty list of words or multi_question.")
+def key_path(loc, params):
+    """The dotted key of an error's location: pydantic's union-member and scheme tags left out. The second
+    value is the labeling scheme whose model the location went through, if any."""
+    keys, node, scheme = [], params, None
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int):
+            keys.append(str(part))
+            node = node[part]
+        elif isinstance(node, dict) and i == len(loc) - 1:
+            keys.append(str(part))  # a missing key
+        elif isinstance(node, dict):
+            scheme = part  # the discriminated union's tag
+        else:
+            break  # the rest names union members of a leaf value
+    return ".".join(keys), scheme
 
 
-def find(node, parts, where=""):
-    """(dotted name, value) of every present key matching parts, "*" matching any key."""
-    if not parts:
-        yield where, node
-        return
-    head, rest = parts[0], parts[1:]
-    keys = node.keys() if head == "*" else [head] if head in node else []
-    for key in keys:
-        yield from find(node[key], rest, f"{where}.{key}" if where else str(key))
-
-
-def check(node, schema, where, path):
-    """Check node against schema: a type, a tuple of allowed types, or a dict of keys."""
-    kinds = schema if isinstance(schema, tuple) else (schema,)
-    kinds = tuple(k for k in kinds if k is not OPTIONAL)
-    for kind in kinds:
-        if isinstance(kind, dict) and isinstance(node, dict):
-            return check_mapping(node, kind, where, path)
-        if kind is float and isinstance(node, NUMBER) and not isinstance(node, bool):
-            return
-        if isinstance(kind, tuple) and isinstance(node, kind) and not isinstance(node, bool):
-            return
-        if isinstance(kind, type) and isinstance(node, kind) and (kind is bool or not isinstance(node, bool)):
-            return
-    names = ", ".join(describe(k) for k in kinds)
-    raise UserError(f"{path}: '{where or 'top level'}' must be {names}, got {type(node).__name__}.")
-
-
-def check_mapping(node, schema, where, path):
-    if "*" in schema:
-        for key, value in node.items():
-            check(value, schema["*"], f"{where}.{key}" if where else str(key), path)
-        return
-    for key, value in node.items():
-        name = f"{where}.{key}" if where else str(key)
-        if key not in schema:
-            raise UserError(f"{path}: unknown key '{name}'.")
-        check(value, schema[key], name, path)
-    for key, kind in schema.items():
-        if key not in node and not (isinstance(kind, tuple) and OPTIONAL in kind):
-            raise UserError(f"{path}: missing key '{where + '.' if where else ''}{key}'.")
-
-
-def describe(kind):
-    if isinstance(kind, dict):
-        return "a mapping"
-    if isinstance(kind, tuple):
-        return " or ".join(k.__name__ for k in kind)
-    return "null" if kind is type(None) else kind.__name__
-
-
-def check_semantics(params, path):
-    if params["model"] not in params["encoders"]:
-        raise UserError(f"{path}: 'model' is '{params['model']}', not one of encoders: "
-                        f"{', '.join(params['encoders'])}.")
-    for where, choices in (("train.precision", "precision"), ("counts.think_start", "think_start"),
-                           ("train.device", "device"), ("train.batch_scaling", "batch_scaling")):
-        section, key = where.split(".")
-        if params[section][key] not in CHOICES[choices]:
-            raise UserError(f"{path}: '{where}' must be one of {', '.join(CHOICES[choices])}.")
-    loads = [params["serving"]["load"], *params["serving"]["sweep"]]
-    if not all(isinstance(x, NUMBER) and not isinstance(x, bool) and 0 < x <= 1 for x in loads):
-        raise UserError(f"{path}: 'serving.load' and every value of 'serving.sweep' must be numbers above 0 and at "
-                        "most 1.")
-    split = params["split"]
-    if split["val_fraction"] + split["test_fraction"] >= 1:
-        raise UserError(f"{path}: 'split.val_fraction' + 'split.test_fraction' must be below 1, leaving train rows.")
-    for name, baseline in params["baselines"].items():
-        if baseline["kind"] not in CHOICES["kind"]:
-            raise UserError(f"{path}: 'baselines.{name}.kind' must be one of {', '.join(CHOICES['kind'])}.")
-        needs = {"tfidf": {"alpha", "max_features"}, "probe": {"alpha"}}.get(baseline["kind"], set())
-        if not needs <= set(baseline):
-            raise UserError(f"{path}: 'baselines.{name}' needs {' and '.join(sorted(needs))}.")
-        if baseline.get("train_rows", "budget") not in ("budget", "all"):
-            raise UserError(f"{path}: 'baselines.{name}.train_rows' must be budget or all.")
-        if name in params["methods"]:
-            raise UserError(f"{path}: 'baselines.{name}' has the name of a method.")
-    for name, method in params["methods"].items():
-        where = f"methods.{name}"
-        for key in ("variant", "target", "task", "loss", "head"):
-            if key in method and method[key] not in CHOICES[key]:
-                raise UserError(f"{path}: '{where}.{key}' must be one of {', '.join(CHOICES[key])}.")
-        scheme = method["labels"]["scheme"]
-        if scheme not in CHOICES["scheme"]:
-            raise UserError(f"{path}: '{where}.labels.scheme' must be one of {', '.join(CHOICES['scheme'])}.")
-        for need in SCHEME_NEEDS.get(scheme, ()):
-            if need not in method["labels"]:
-                raise UserError(f"{path}: '{where}.labels.{need}' is needed by scheme {scheme}.")
-        if method["loss"] not in TASK_LOSSES[method["task"]]:
-            raise UserError(f"{path}: '{where}.loss' {method['loss']} does not fit task {method['task']}.")
-        used = (("markers", method.get("markers")), ("labels.features", method["labels"].get("features")))
-        for key, name_used in used:
-            if name_used is not None and name_used not in params["features"]:
-                raise UserError(f"{path}: '{where}.{key}' is '{name_used}', not one of features: "
-                                f"{', '.join(params['features'])}.")
-        model = method.get("overrides", {}).get("model")
-        if model is not None and model not in params["encoders"]:
-            raise UserError(f"{path}: '{where}.overrides.model' is '{model}', not one of encoders.")
+def first_error(error, params):
+    """pydantic's first error as one sentence naming the key (the other errors at that key say which
+    types it could have been)."""
+    errors = error.errors()
+    first = errors[0]
+    where, scheme = key_path(first["loc"], params)
+    kind, ctx = first["type"], first.get("ctx", {})
+    if kind in TYPE_NAMES:
+        same = [e["type"] for e in errors if key_path(e["loc"], params)[0] == where and e["type"] in TYPE_NAMES]
+        return f"'{where}' must be {' or '.join(dict.fromkeys(TYPE_NAMES[t] for t in same))}, got " \
+               f"{type(first['input']).__name__}"
+    if kind == "extra_forbidden":
+        return f"unknown key '{where}'"
+    if kind == "missing":
+        return f"'{where}' is needed by scheme {scheme}" if scheme else f"missing key '{where}'"
+    if kind == "literal_error":
+        return f"'{where}' must be one of {ctx['expected'].replace(chr(39), '').replace(' or ', ', ')}"
+    if kind == "union_tag_invalid":
+        return f"'{where}.scheme' must be one of {ctx['expected_tags'].replace(chr(39), '')}"
+    if kind in BOUNDS:
+        op, key = BOUNDS[kind]
+        return f"'{where}' must be {op} {ctx[key]}, got {first['input']}"
+    if kind == "too_short":
+        return f"'{where}' must have at least {ctx['min_length']} items"
+    if kind == "value_error":
+        return str(ctx["error"]).replace("{where}", where)
+    return f"'{where}': {first['msg']}"
