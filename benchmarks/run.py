@@ -82,7 +82,7 @@ def train_once(params, rows, folder):
     model, tokenizer, settings, history, config = train_method(params, METHOD, rows.assign(label=labels), config,
                                                                folder, progress=False)
     modelfolder.write_model(folder, model, tokenizer, config)
-    export(model, tokenizer, folder)
+    export(model, tokenizer, folder, int8=True)
     modelfolder.seal(folder, METHOD, config)
     return labels, settings, history[-1]["train_samples_per_second"]
 

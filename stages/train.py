@@ -41,7 +41,7 @@ def main(params):
     if not is_main:
         return
     modelfolder.write_model(out_dir, model, tokenizer, label_config)
-    export(model, tokenizer, out_dir)
+    export(model, tokenizer, out_dir, int8=params["train"]["int8"])
 
     prompts = load_frame()
     prompts = prompts[prompts["split"].isin(["val", "test"])].reset_index(drop=True)
@@ -52,11 +52,11 @@ def main(params):
     predictions = [{**row, **pred} for row, pred in zip(prompts[KEY + ["split"]].to_dict("records"),
                                                          prediction_records(raw, label_config))]
     write_jsonl(paths.predictions(name), predictions)
-    test_texts = [t for t, split in zip(texts, prompts["split"]) if split == "test"]
-
     summary = {"model": settings["model"], "train_rows": history[0]["train_rows"], "train_seconds": round(seconds, 1),
-               "phases": history, "int8_kendall_tau_vs_fp32": int8_agreement(out_dir, tokenizer, test_texts,
-                                                                             label_config)}
+               "phases": history}
+    if params["train"]["int8"]:
+        test_texts = [t for t, split in zip(texts, prompts["split"]) if split == "test"]
+        summary["int8_kendall_tau_vs_fp32"] = int8_agreement(out_dir, tokenizer, test_texts, label_config)
     write_json(paths.train_metrics(name), summary)
     write_model_card(out_dir, name, params["methods"][name], settings, summary, label_config)
     modelfolder.seal(out_dir, name, label_config)

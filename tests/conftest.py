@@ -92,7 +92,7 @@ def labelled(params, name, rows):
     return rows.assign(label=labels), config
 
 
-def sealed_model(folder, params, encoders, name="m08_markers", rows=None):
+def sealed_model(folder, params, encoders, name="m08_markers", rows=None, int8=True):
     """A complete model folder as the train stage writes it (weights, label configuration, ONNX copies and
     the manifest), trained for a moment on tiny rows with a tiny encoder."""
     from thinkcount.methods import modelfolder
@@ -102,7 +102,7 @@ def sealed_model(folder, params, encoders, name="m08_markers", rows=None):
     rows, config = labelled(p, name, tiny_rows() if rows is None else rows)
     model, tokenizer, _, _, config = train_method(p, name, rows, config, folder, progress=False)
     modelfolder.write_model(folder, model, tokenizer, config)
-    export(model, tokenizer, folder)
+    export(model, tokenizer, folder, int8=int8)
     modelfolder.seal(folder, name, config)
     return folder
 

@@ -234,3 +234,11 @@ def test_input_is_scored_in_chunks_and_the_output_appears_whole(model_dir, tmp_p
     assert calls == [3, 3, 1] and [s["prompt"] for s in scored] == prompts
     expected = original(Predictor.load(model_dir), prompts)
     assert [s["score"] for s in scored] == pytest.approx([e["score"] for e in expected], abs=1e-6)
+
+
+def test_the_int8_copy_is_written_only_when_asked(tmp_path, params, tiny_encoders):
+    from conftest import sealed_model
+    folder = sealed_model(tmp_path / "m08", params, tiny_encoders, int8=False)
+    assert (folder / "model.onnx").is_file() and not (folder / "model.int8.onnx").exists()
+    with pytest.raises(UserError, match="runs on the CPU from model.int8.onnx, which this folder lacks"):
+        Predictor.load(folder, device="cpu", int8=True)

@@ -99,6 +99,7 @@ class Train(Strict):
     early_stopping_patience: Positive
     weight_decay: Annotated[Number, Field(ge=0)]
     warmup_ratio: Annotated[Number, Field(ge=0, le=1)]
+    int8: StrictBool
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     device: Literal["auto", "cuda", "cpu"]
     processes: Positive

@@ -1,5 +1,6 @@
 """ONNX copies of a trained model for fast CPU serving: fp32 (scores equal to PyTorch's within 1e-4,
-tested) and dynamic int8 (faster, approximate: its agreement with fp32 is measured at train time).
+tested) and dynamic int8 when train.int8 asks for it (faster, approximate: its agreement with fp32 is measured at train
+time).
 
 The encoder, masked mean pooling and head are exported as one graph with dynamic batch and length."""
 import warnings
@@ -22,8 +23,8 @@ class Logits(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def export(model, tokenizer, folder):
-    """Write model.onnx (fused where that keeps the outputs) and model.int8.onnx into folder."""
+def export(model, tokenizer, folder, int8=False):
+    """Write model.onnx (fused where that keeps the outputs) into folder, and with int8 model.int8.onnx."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     folder = Path(folder)
     model = model.eval().cpu()
@@ -35,9 +36,9 @@ def export(model, tokenizer, folder):
         torch.onnx.export(Logits(model), (sample["input_ids"], sample["attention_mask"]), folder / FP32,
                           input_names=["input_ids", "attention_mask"], output_names=["logits"],
                           dynamic_axes=axes, opset_version=17, dynamo=False)
-    quantize_dynamic(folder / FP32, folder / INT8, weight_type=QuantType.QInt8)  # from the plain graph
+    if int8:
+        quantize_dynamic(folder / FP32, folder / INT8, weight_type=QuantType.QInt8)  # from the plain graph
     fuse(folder / FP32, model.encoder.config, tokenizer)
-    return folder / FP32, folder / INT8
 
 
 def fuse(path, config, tokenizer, tolerance=1e-5):
