@@ -7,7 +7,7 @@ from thinkcount.core.jsonl import load_jsonl, write_json, write_jsonl
 from thinkcount.data.frames import load_frame
 from thinkcount.data.records import KEY, within_budget
 from thinkcount.evaluate.metrics import yardstick_both
-from thinkcount.methods.baselines import baseline_scores, oracle_scores
+from thinkcount.evaluate.baselines import baseline_scores, oracle_scores
 from thinkcount.pipeline import stage
 
 

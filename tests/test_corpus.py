@@ -11,7 +11,7 @@ from thinkcount.data.counting import (count_keywords, count_waits, keyword_patte
                                       think_text)
 from thinkcount.data.prompts import FOLLOW_UPS
 from thinkcount.data.records import KEY, compute_counts, oracle_tau
-from thinkcount.methods.baselines import first_word_scores
+from thinkcount.evaluate.baselines import first_word_scores
 
 
 @pytest.fixture(scope="module")

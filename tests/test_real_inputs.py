@@ -14,7 +14,7 @@ from thinkcount import UserError
 from thinkcount.data.corpus import validate_records
 from thinkcount.data.counting import count_waits, keyword_pattern, wait_pattern
 from thinkcount.data.records import compute_counts, counts_report, make_split
-from thinkcount.methods.baselines import length_scores, tfidf_scores
+from thinkcount.evaluate.baselines import length_scores, tfidf_scores
 from thinkcount.methods.labels import make_labels
 from thinkcount.pipeline.config import load_params
 

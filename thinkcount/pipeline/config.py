@@ -173,14 +173,14 @@ class Method(Strict):
 
 
 class Baseline(Strict):
-    kind: Literal["length", "tfidf", "first_word", "probe", "oracle"]
+    kind: Literal["length", "surface", "tfidf", "first_word", "probe", "oracle"]
     alpha: Optional[Number] = None
     max_features: Optional[Positive] = None
     train_rows: Literal["budget", "all"] = "budget"
 
     @model_validator(mode="after")
     def kind_has_its_settings(self):
-        needs = {"tfidf": ("alpha", "max_features"), "probe": ("alpha",)}.get(self.kind, ())
+        needs = {"tfidf": ("alpha", "max_features"), "probe": ("alpha",), "surface": ("alpha",)}.get(self.kind, ())
         if any(getattr(self, key) is None for key in needs):
             raise ValueError(f"'{{where}}' needs {' and '.join(needs)}")
         return self

@@ -1,14 +1,18 @@
 """Baselines and controls, scored with the same yardstick on the same train rows as the methods:
-prompt length, TF-IDF ridge, the instruction's first word, a frozen-encoder probe, and the oracle ceiling.
+prompt length, surface counts, TF-IDF ridge, the instruction's first word, a frozen-encoder probe, and the
+oracle ceiling.
 
 Each returns (score, expected counts) for the test rows. The controls answer two questions about any
 fine-tuned method: is the signal more than the opening word (first_word), and does fine-tuning beat a
 linear probe on the same encoder's frozen, mean-pooled states (probe)?"""
+import re
+
 import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from thinkcount import UserError
 from thinkcount.data.records import KEY
@@ -26,6 +30,38 @@ def length_scores(train, test):
     slope, intercept = np.polyfit(words(train), train["counts"], 1)
     score = words(test)
     return score, np.clip(slope * score + intercept, 1, None)
+
+
+# What a careful reader can count in a prompt without understanding it: its size and shape, numbers, questions,
+# and the words that ask for more (each, every, step) or constrain the answer (must, without, exactly).
+SHAPE = {"chars": lambda t: len(t), "words": lambda t: len(t.split()), "lines": lambda t: t.count("\n") + 1,
+         "sentences": lambda t: len(re.findall(r"[.!?]+(?:\s|$)", t)), "question_marks": lambda t: t.count("?"),
+         "digit_groups": lambda t: len(re.findall(r"\d+", t)), "commas": lambda t: t.count(","),
+         "colons": lambda t: t.count(":"), "list_items": lambda t: len(re.findall(r"(?m)^\s*(?:[-*]|\d+[.)])\s", t)),
+         "quotes": lambda t: t.count('"'), "input_chars": lambda t: len(t.split("\n", 1)[1]) if "\n" in t else 0}
+ASK_WORDS = ("each", "every", "all", "both", "step", "steps", "list", "explain", "describe", "compare", "why",
+             "how", "write", "calculate", "solve", "prove", "summarize", "translate", "analyze", "example",
+             "examples", "must", "without", "include", "exactly", "only", "not", "if", "and", "or", "words",
+             "sentences", "paragraphs")
+
+
+def surface_counts(texts):
+    """One row per prompt: SHAPE's counts, then how often each ASK_WORDS word occurs (lower-cased), all log1p."""
+    rows = []
+    for text in texts:
+        tokens = re.findall(r"[a-z]+", text.lower())
+        rows.append([f(text) for f in SHAPE.values()] + [tokens.count(w) for w in ASK_WORDS])
+    return np.log1p(np.asarray(rows, dtype=float))
+
+
+def surface_scores(train, test, alpha):
+    """Ridge on log1p counts over the prompt's surface counts: the cheap predictor a learned method must beat."""
+    if len(train) < 2:
+        raise UserError(f"the surface baseline cannot be fitted on {len(train)} train rows.")
+    model = make_pipeline(FunctionTransformer(surface_counts), StandardScaler(), Ridge(alpha=alpha))
+    model.fit(list(train["text"]), np.log1p(train["counts"]))
+    score = model.predict(list(test["text"]))
+    return score, np.expm1(score).clip(1, None)
 
 
 def tfidf_scores(train, test, alpha, max_features):
@@ -79,6 +115,8 @@ def baseline_scores(spec, train, test, encoder):
     kind = spec["kind"]
     if kind == "length":
         return length_scores(train, test)
+    if kind == "surface":
+        return surface_scores(train, test, spec["alpha"])
     if kind == "tfidf":
         return tfidf_scores(train, test, spec["alpha"], spec["max_features"])
     if kind == "first_word":

@@ -1,0 +1,33 @@
+"""The surface-count baseline: what it counts, and that it finds a target that hides in the prompt's surface."""
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+from thinkcount.evaluate.baselines import ASK_WORDS, SHAPE, length_scores, surface_counts, surface_scores
+
+
+def test_surface_counts_are_what_a_reader_counts():
+    text = "Explain each step. Why?\nInput: 12 apples, 3 pears"
+    names = [*SHAPE, *(f"word {w}" for w in ASK_WORDS)]  # SHAPE's "words" is a length, ASK_WORDS' the word
+    counts = dict(zip(names, np.expm1(surface_counts([text])[0]).round().astype(int)))
+    assert (counts["lines"], counts["sentences"], counts["question_marks"]) == (2, 2, 1)
+    assert (counts["digit_groups"], counts["commas"], counts["colons"]) == (2, 1, 1)
+    assert counts["input_chars"] == len("Input: 12 apples, 3 pears")
+    assert [counts[f"word {w}"] for w in ("each", "step", "why", "steps", "every")] == [1, 1, 1, 0, 0]
+
+
+def frame(n, seed):
+    """Prompts whose counts grow with their question marks while their length in words is noise."""
+    rng = np.random.default_rng(seed)
+    questions, filler = rng.integers(0, 6, n), rng.integers(1, 30, n)
+    text = [" ".join(["word"] * f) + " why" + "?" * q for f, q in zip(filler, questions)]
+    return pd.DataFrame({"text": text, "counts": 1 + 10 * questions + rng.integers(0, 3, n)})
+
+
+def test_the_surface_baseline_finds_what_length_misses():
+    train, test = frame(200, 0), frame(100, 1)
+    surface, expected = surface_scores(train, test, alpha=1.0)
+    length, _ = length_scores(train, test)
+    assert kendalltau(surface, test["counts"]).statistic > 0.8
+    assert abs(kendalltau(length, test["counts"]).statistic) < 0.2
+    assert expected.min() >= 1
