@@ -66,7 +66,7 @@ def test_repro_builds_every_stage_and_a_second_repro_does_nothing(repo):
     for m in METHODS:
         assert f"label@{m}" in stages and f"train@{m}" in stages and f"evaluate@{m}" in stages
     summary = read_json(repo / "metrics/summary.json")
-    baselines = {"b_length", "b_first_word", "b_tfidf", "b_probe", "b_tfidf_all_rows", "oracle"}
+    baselines = set(yaml.safe_load((repo / "params.yaml").read_text())["baselines"])
     assert {r["method"] for r in summary["rows"]} == set(METHODS) | baselines
     report = (repo / "reports/comparison.md").read_text()
     assert "| m10_kmeans_clean | classification |" in report and "| m13_rank | ranking |" in report
