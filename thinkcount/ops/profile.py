@@ -70,17 +70,13 @@ def main(argv):
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     profile, rest = Path(argv[0]), argv[1:]
-    try:
-        if not profile.is_file():
-            raise UserError(f"{profile}: no such profile.")
-        overlay = yaml.safe_load(profile.read_text()) or {}
-        command = ["dvc", "exp", "run", *set_arguments(overlay), *[a for a in rest if a != "--print"]]
-        if "--print" in rest:
-            merged_params("params.yaml", overlay)
-            print(shlex.join(command))
-            return 0
-        check_profile("params.yaml", overlay)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    if not profile.is_file():
+        raise UserError(f"{profile}: no such profile.")
+    overlay = yaml.safe_load(profile.read_text()) or {}
+    command = ["dvc", "exp", "run", *set_arguments(overlay), *[a for a in rest if a != "--print"]]
+    if "--print" in rest:
+        merged_params("params.yaml", overlay)
+        print(shlex.join(command))
+        return 0
+    check_profile("params.yaml", overlay)
     return subprocess.run(command).returncode
