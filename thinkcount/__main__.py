@@ -1,6 +1,6 @@
 """The command line of the project: python -m thinkcount VERB [ARGS]; `python -m thinkcount VERB -h` for each.
 
-    check [PARAMS]     validate params.yaml (names, types, ranges) before any dvc command
+    check [PARAMS]     validate params.yaml (names, types, ranges) before any dvc command (thinkcount/ops/check.py)
     predict            score prompts with a trained model folder (thinkcount/serve/predict.py)
     serve              the scoring service, and with --upstream the priority proxy (thinkcount/serve/service.py)
     replay             replay prompts against an OpenAI-compatible engine (thinkcount/serve/replay.py)
@@ -22,31 +22,21 @@ import sys
 
 from thinkcount import exit_status
 
-VERBS = {"predict": "thinkcount.serve.predict", "serve": "thinkcount.serve.service",
+VERBS = {"check": "thinkcount.ops.check", "predict": "thinkcount.serve.predict", "serve": "thinkcount.serve.service",
          "replay": "thinkcount.serve.replay", "ingest": "thinkcount.data.ingest", "fetch": "thinkcount.data.fetch",
          "gate": "thinkcount.ops.gate", "profile": "thinkcount.ops.profile",
          "ciprofile": "thinkcount.ops.ciprofile", "sweep": "thinkcount.ops.sweep"}
-
-
-def check(argv):
-    from thinkcount.pipeline.config import load_params
-    parser = argparse.ArgumentParser(prog="python -m thinkcount check")
-    parser.add_argument("params", nargs="?", default="params.yaml")
-    path = parser.parse_args(argv).params
-    params = load_params(path)
-    print(f"{path}: valid ({len(params['methods'])} methods, {len(params['baselines'])} baselines, "
-          f"{len(params['encoders'])} encoders).")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m thinkcount", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n")[1])
-    parser.add_argument("verb", choices=["check", *VERBS])
+    parser.add_argument("verb", choices=list(VERBS))
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the verb's own arguments")
     args = parser.parse_args(argv)
     # Each verb's module is imported only when asked for: `check` must not wait for torch.
-    run = check if args.verb == "check" else importlib.import_module(VERBS[args.verb]).main
+    run = importlib.import_module(VERBS[args.verb]).main
     return exit_status(lambda: run(args.args))
 
 
