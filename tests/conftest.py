@@ -1,3 +1,4 @@
+import ast
 import copy
 import json
 import os
@@ -11,6 +12,38 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def verb(name):
+    """`python -m thinkcount NAME` as a function of its arguments, returning the exit status."""
+    from thinkcount.__main__ import main
+    return lambda argv: main([name, *argv])
+
+
+# The import walk that the provenance and layer tests share.
+PROJECT_PACKAGES = ("thinkcount", "stages")
+
+
+def module_file(name):
+    """The file of a project module (thinkcount.core.jsonl -> thinkcount/core/jsonl.py), or None for anything else."""
+    if name.split(".")[0] not in PROJECT_PACKAGES:
+        return None
+    path = ROOT.joinpath(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate.relative_to(ROOT).as_posix()
+    return None
+
+
+def imported_modules(path):
+    """Modules a file imports anywhere in it; `from a import b` counts a and, when b is a module, a.b."""
+    names = []
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
 
 
 @pytest.fixture(scope="session")

@@ -6,15 +6,11 @@ import urllib.error
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, verb
 from thinkcount import UserError
-from thinkcount.__main__ import main as cli
 from thinkcount.data.fetch import fetch, raw_url, read_sources
 
-
-def main(argv):
-    """The `fetch` verb as `python -m thinkcount fetch` runs it: the exit status."""
-    return cli(["fetch", *argv])
+main = verb("fetch")
 
 SHARED = ROOT.parent / "shared" / "real_traces"
 

@@ -6,16 +6,12 @@ import json
 
 import pytest
 
-from conftest import ROOT
-from thinkcount.__main__ import main as cli
+from conftest import ROOT, verb
 from thinkcount.data.corpus import validate_records
 from thinkcount.data.ingest import ingest_file, prompt_id
 from thinkcount.data.records import compute_counts
 
-
-def main(argv):
-    """The `ingest` verb as `python -m thinkcount ingest` runs it: the exit status."""
-    return cli(["ingest", *argv])
+main = verb("ingest")
 
 SHARED = ROOT.parent / "shared" / "real_traces"
 

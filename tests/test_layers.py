@@ -1,10 +1,8 @@
 """The package's layers as a rule: a module imports only its own layer and the layers below it, and no two
 modules import each other, directly or around a circle."""
-import ast
-
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, imported_modules, module_file
 
 # Bottom to top; the package root (UserError, exit_status) sits below them all, its __main__ above them all.
 LAYERS = ("core", "data", "methods", "evaluate", "serve", "pipeline", "ops")
@@ -17,17 +15,10 @@ def modules():
 
 
 def imports(module):
-    """The package modules a module imports, at the top or inside a function."""
-    path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("thinkcount."):
-            for alias in node.names:  # `from thinkcount.data import corpus` imports the module corpus
-                child = f"{node.module}.{alias.name}"
-                found.add(child if ROOT.joinpath(*child.split(".")).with_suffix(".py").is_file() else node.module)
-        elif isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("thinkcount.")}
-    return {m for m in found if m.count(".") == 2}
+    """The package modules (not packages) a module imports, at the top or inside a function."""
+    return {name for name in imported_modules(module_file(module))
+            if name.count(".") == 2 and (module_file(name) or "").endswith(".py")
+            and not module_file(name).endswith("__init__.py")}
 
 
 def layer(module):

@@ -12,16 +12,12 @@ import psutil
 import pytest
 import yaml
 
-from conftest import ROOT, read_json
+from conftest import ROOT, read_json, verb
 from thinkcount import UserError
-from thinkcount.__main__ import main as cli
 from thinkcount.ops.ciprofile import prepare
 from thinkcount.serve.predict import Predictor
 
-
-def predict_main(argv):
-    """The `predict` verb as `python -m thinkcount predict` runs it: the exit status."""
-    return cli(["predict", *argv])
+predict_main = verb("predict")
 
 
 pytestmark = pytest.mark.slow  # runs dvc or several training processes

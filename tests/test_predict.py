@@ -6,16 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import verb
 from thinkcount import UserError
-from thinkcount.__main__ import main as cli
 from thinkcount.methods import modelfolder
 from thinkcount.serve import predict
 from thinkcount.serve.predict import Predictor
 
-
-def main(argv):
-    """The `predict` verb as `python -m thinkcount predict` runs it: the exit status."""
-    return cli(["predict", *argv])
+main = verb("predict")
 
 
 def test_predict_returns_scores_labels_and_probabilities(model_dir):

@@ -1,36 +1,11 @@
 """Provenance that cannot go stale: every module a stage runs (its script and every project module it imports,
 at the top or inside a function) is among the stage's deps in dvc.yaml, so editing it reruns the stage."""
-import ast
 import copy
 
 import pytest
 import yaml
 
-from conftest import ROOT
-
-PROJECT_PACKAGES = ("thinkcount", "stages")
-
-
-def module_file(name):
-    """The file of a project module (thinkcount.core.jsonl -> thinkcount/core/jsonl.py), or None for anything else."""
-    if name.split(".")[0] not in PROJECT_PACKAGES:
-        return None
-    path = ROOT.joinpath(*name.split("."))
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate.relative_to(ROOT).as_posix()
-    return None
-
-
-def imported_modules(path):
-    """Modules a file imports anywhere in it; `from a import b` counts a and, when b is a module, a.b."""
-    names = []
-    for node in ast.walk(ast.parse((ROOT / path).read_text())):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-    return names
+from conftest import ROOT, imported_modules, module_file
 
 
 def files_run(module):
