@@ -138,15 +138,19 @@ def in_process(model, prompts):
     over the whole list: a bound no service that receives prompts one request at a time can reach)."""
     predictor = Predictor.load(model, device="cpu")
     predictor.predict(prompts[:64])  # warm-up
-    def rate(batch_size, whole=False):
-        start = time.perf_counter()
-        for i in range(0, len(prompts), len(prompts) if whole else batch_size):
-            predictor.predict(prompts[i:len(prompts) if whole else i + batch_size], batch_size)
-        return len(prompts) / (time.perf_counter() - start)
+
+    def rate(call_size, batch_size):
+        """Median prompts/s over REPEATS passes, predict given call_size prompts at a time."""
+        def one_pass():
+            start = time.perf_counter()
+            for i in range(0, len(prompts), call_size):
+                predictor.predict(prompts[i:i + call_size], batch_size)
+            return len(prompts) / (time.perf_counter() - start)
+        return float(np.median([one_pass() for _ in range(REPEATS)]))
 
     sizes = (1, 8, 16, 32, 64)
-    rates = {b: float(np.median([rate(b) for _ in range(REPEATS)])) for b in sizes}
-    whole = {b: float(np.median([rate(b, whole=True) for _ in range(REPEATS)])) for b in sizes}
+    rates = {b: rate(b, b) for b in sizes}
+    whole = {b: rate(len(prompts), b) for b in sizes}
     best, best_whole = max(rates, key=rates.get), max(whole, key=whole.get)
     return {"best_batch_size": best, "prompts_per_second": round(rates[best], 1),
             "by_batch_size": {b: round(r, 1) for b, r in rates.items()},
