@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-fast ci-repro ci-floors seed-sweep seed-profile gpu-profile bench clean-venv
+.PHONY: run test test-fast ci-repro ci-floors real seed-sweep seed-profile gpu-profile bench clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -28,13 +28,23 @@ test-fast: $(STAMP)
 # The CI profile: the whole pipeline on a small corpus with a 2-layer MiniLM in a scratch copy
 # (.ci-work), then the regression gate against the committed floors.
 ci-repro: $(STAMP)
-	python -m thinkcount ciprofile .ci-work
+	python -m thinkcount scratch .ci-work .ci/params.yaml
 	cd .ci-work && dvc repro
 	python -m thinkcount gate .ci-work/metrics metrics/ci_floor.json
 
 # Regenerate the gate's floors from the last `make ci-repro` (records the commit they came from).
 ci-floors: $(STAMP)
 	python -m thinkcount gate --regenerate .ci-work/metrics metrics/ci_floor.json
+
+# The real profile: the whole comparison on the public reasoning traces (profiles/real.yaml) in a scratch copy
+# (.real-work), each trace file downloaded at its pinned commit, or copied from the folder THINKCOUNT_TRACES_MIRROR
+# names, and checked against its sha256; its report and summary are kept in reports/real/. About 30 minutes.
+real: $(STAMP)
+	python -m thinkcount scratch .real-work profiles/real.yaml
+	cd .real-work && THINKCOUNT_TRACES_MIRROR="$(if $(THINKCOUNT_TRACES_MIRROR),$(abspath $(THINKCOUNT_TRACES_MIRROR)))" dvc repro
+	mkdir -p reports/real
+	cp .real-work/reports/comparison.md .real-work/reports/tau.png .real-work/reports/serving.png \
+	   .real-work/metrics/summary.json .real-work/metrics/data/corpus.json .real-work/metrics/data/split.json reports/real/
 
 # Two more seed sets (data, split and training seeds 1, then 2) as queued DVC experiments, and the summary
 # over them and the workspace run (reports/seed_sweep.md). About 18 minutes a seed set on 2 CPU cores.

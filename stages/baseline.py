@@ -6,8 +6,8 @@ from thinkcount.core import paths
 from thinkcount.core.jsonl import load_jsonl, write_json, write_jsonl
 from thinkcount.data.frames import load_frame
 from thinkcount.data.records import KEY, within_budget
-from thinkcount.evaluate.metrics import yardstick_both
 from thinkcount.evaluate.baselines import baseline_scores, oracle_scores
+from thinkcount.evaluate.metrics import yardstick_both
 from thinkcount.pipeline import stage
 
 
@@ -16,11 +16,13 @@ def main(params):
     spec = params["baselines"].get(name)
     if spec is None:
         raise UserError(f"unknown baseline '{name}'; params.yaml defines {', '.join(params['baselines'])}.")
-    frame = load_frame()
-    train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"].reset_index(drop=True)
+    # Train on a variant's rows as the methods do (truncated traces are censored there); test on every prompt.
+    train, frame = load_frame(spec.get("variant", "all")), load_frame()
+    train, test = train[train["split"] == "train"], frame[frame["split"] == "test"].reset_index(drop=True)
+    target = spec.get("target", "counts")
     if spec.get("train_rows", "budget") == "budget":
         train = within_budget(train, params["train"]["max_train_rows"])
-    result = {"method": name, "kind": spec["kind"], "task": "baseline", "target": "counts",
+    result = {"method": name, "kind": spec["kind"], "task": "baseline", "target": target,
               "train_rows": None if spec["kind"] == "oracle" else len(train),
               "train_rows_rule": spec.get("train_rows", "budget")}
     if spec["kind"] == "oracle":
@@ -34,7 +36,7 @@ def main(params):
     else:
         score, expected = baseline_scores(spec, train, test, (params["model"], params["encoders"][params["model"]]))
     ev = params["evaluate"]
-    result["yardstick"] = yardstick_both(score, expected, test, "counts", params["filter"]["max_counts"],
+    result["yardstick"] = yardstick_both(score, expected, test, target, params["filter"]["max_counts"],
                                          ev["bootstrap"], ev["seed"])
     predictions = test[KEY + ["split"]].assign(score=score, expected_counts=expected)
     write_jsonl(paths.predictions(name), predictions.to_dict("records"))

@@ -3,29 +3,32 @@
 from thinkcount.core import paths
 from thinkcount.core.jsonl import read_json, write_json, write_text
 from thinkcount.data.frames import load_frame
-from thinkcount.evaluate.comparison import add_paired_differences, add_serving, test_scores
+from thinkcount.evaluate.comparison import (add_families, add_paired_differences, add_sample_ceiling, add_serving,
+                                            test_scores)
 from thinkcount.evaluate.report import (fmt, headline, markdown, plot_rows, serving_chart, serving_plot_rows,
                                         summary_rows, tau_chart, training_curves)
 from thinkcount.pipeline import stage
 
-COMMAND = "make run (dvc repro)"
+COMMANDS = {"sample": "make run (dvc repro)", "real": "make real"}  # what reproduces the report, by data.source
 
 
 def main(params):
     names = list(params["methods"]) + list(params["baselines"])
     rows = summary_rows([read_json(paths.eval_metrics(name)) for name in names], params["reference"])
     test, scores = test_scores([r["method"] for r in rows], load_frame())
-    rows, served = add_serving(add_paired_differences(rows, scores, test, params["evaluate"]), scores, test,
-                               params["serving"])
+    ev = params["evaluate"]
+    rows = add_families(add_paired_differences(rows, scores, test, ev), scores, test, ev)
+    rows, ceilings = add_sample_ceiling(rows, scores, test, ev)
+    rows, served = add_serving(rows, scores, test, params["serving"])
     for row in rows:
         write_json(paths.method_metrics(row['method']), headline(row))
-    write_json(paths.SUMMARY, {"rows": rows})
+    write_json(paths.SUMMARY, {"rows": rows, "sample_ceiling": ceilings})
     write_json(paths.TAU_PLOT, plot_rows(rows))
     write_json(paths.SERVING, served)
     write_json(paths.SERVING_PLOT, serving_plot_rows(served))
     for curve in ("eval/loss", "train/loss"):
         write_json(paths.curve_plot(curve), training_curves(params["methods"], curve))
-    write_text(paths.COMPARISON, markdown(rows, COMMAND, served))
+    write_text(paths.COMPARISON, markdown(rows, COMMANDS.get(params["data"]["source"], "dvc repro"), served, ceilings))
     tau_chart(rows, paths.TAU_PNG)
     serving_chart(served, rows, paths.SERVING_PNG)
     for r in rows:

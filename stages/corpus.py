@@ -1,7 +1,8 @@
-"""Stage corpus: generate the embedded corpus, or validate and normalise the user's JSONL."""
+"""Stage corpus: generate the embedded corpus, fetch and ingest the public traces, or validate the user's JSONL."""
 from thinkcount.core import paths
 from thinkcount.core.jsonl import write_json, write_jsonl
 from thinkcount.data import corpus
+from thinkcount.data.real import real_corpus
 from thinkcount.data.records import compute_counts, oracle_tau
 from thinkcount.pipeline import stage
 
@@ -12,6 +13,10 @@ def main(params):
         records, oracle = corpus.generate(data["sample_size"], data["seed"], workers=data["sample_workers"])
         report = {"source": "sample", "rows_read": len(records), "rows_valid": len(records), "invalid": {},
                   "oracle_kendall_tau": oracle_tau(compute_counts(records, **params["counts"]), oracle)}
+    elif data["source"] == "real":
+        (records, report), oracle = real_corpus(), []
+        if report["files_off_manifest"]:
+            print(f"warning: files whose records differ from the listed traces: {report['files_off_manifest']}")
     else:
         records, problems, rows, notes = corpus.validate_records(data["source"])
         oracle = []  # real data has no generator to ask

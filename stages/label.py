@@ -3,7 +3,8 @@ import numpy as np
 
 from thinkcount.core import paths
 from thinkcount.core.jsonl import write_json, write_jsonl
-from thinkcount.data.frames import load_frame
+from thinkcount.data.features import frame_texts
+from thinkcount.data.frames import load_frame, mean_of_samples, restrict_models
 from thinkcount.data.records import KEY
 from thinkcount.methods.labels import make_labels
 from thinkcount.pipeline import stage
@@ -12,9 +13,11 @@ from thinkcount.pipeline import stage
 def main(params):
     name = stage.method_name(params)
     method = params["methods"][name]
-    frame = load_frame(method["variant"])
+    frame = restrict_models(load_frame(method["variant"]), method.get("train_models"))
+    if params["train"]["sample_mean"]:
+        frame[method["target"]] = mean_of_samples(frame, method["target"])
     labels, config = make_labels(frame, method, params["train"]["seed"], name, params["features"])
-    frame["label"] = labels
+    frame["label"], frame["text"] = labels, frame_texts(frame, config.model_token)
     columns = KEY + ["split", "priority", "text", "label"]
     write_jsonl(paths.labels(name), frame[columns].to_dict("records"))
     write_json(paths.label_config(name), config.to_dict())

@@ -12,8 +12,11 @@ def main(params):
     split = make_split(counts, **params["split"])
     write_jsonl(paths.SPLIT, split.to_dict("records"))
     sizes = split["split"].value_counts().to_dict()
-    write_json(paths.data_metrics("split"), {name: int(sizes.get(name, 0)) for name in ("train", "val", "test")})
-    print(f"split: {sizes}")
+    prompts = counts["prompt_id"].groupby(split["split"]).nunique().to_dict()
+    report = {name: int(sizes.get(name, 0)) for name in ("train", "val", "test")}
+    report["prompts"] = {name: int(prompts.get(name, 0)) for name in ("train", "val", "test")}
+    write_json(paths.data_metrics("split"), report)
+    print(f"split: {report}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from dvclive import Live
 
 from thinkcount.core import paths
 from thinkcount.core.jsonl import load_jsonl, read_json, write_json, write_jsonl
-from thinkcount.data.features import prepare_text
+from thinkcount.data.features import frame_texts, prepare_text
 from thinkcount.data.frames import load_frame
 from thinkcount.data.records import KEY
 from thinkcount.methods import modelfolder
@@ -46,7 +46,7 @@ def main(params):
     prompts = load_frame()
     prompts = prompts[prompts["split"].isin(["val", "test"])].reset_index(drop=True)
     markers = label_config.markers
-    texts = [prepare_text(t, markers) for t in prompts["text"]]
+    texts = [prepare_text(t, markers) for t in frame_texts(prompts, label_config.model_token)]
     raw = predict_raw(model.to(best_device()), tokenizer, texts, settings["max_length"],
                       params["train"]["eval_batch_size"], progress=True)
     predictions = [{**row, **pred} for row, pred in zip(prompts[KEY + ["split"]].to_dict("records"),

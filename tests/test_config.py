@@ -38,6 +38,10 @@ def test_project_params_are_valid(params):
     (lambda p: p["methods"]["m09_kmeans"]["labels"].update(k_min=1), "'methods.m09_kmeans.labels.k_min' must be >= 2"),
     (lambda p: p["encoders"]["minilm-l6"].update(learning_rate="fast"), "learning_rate' must be int or float, got str"),
     (lambda p: p["serving"].update(sweep=[0.5, 1.5]), "'serving.sweep.1' must be <= 1, got 1.5"),
+    (lambda p: p["evaluate"].update(families={"r1": "deepseek("}), "'evaluate.families' is not a regular expression"),
+    (lambda p: p["methods"]["m13_rank"].update(train_models="[qwen"),
+     "'methods.m13_rank.train_models' is not a regular expression"),
+    (lambda p: p["baselines"]["b_surface"].update(target="tokens"), "'baselines.b_surface.target' must be one of"),
     (lambda p: p["baselines"]["b_tfidf"].pop("alpha"), "'baselines.b_tfidf' needs alpha and max_features"),
 ])
 def test_a_bad_key_stops_with_one_sentence_naming_it(tmp_path, params, edit, message):
@@ -95,7 +99,7 @@ def test_stages_that_do_not_train_import_neither_torch_nor_transformers():
 
 
 def test_the_ci_overlay_adds_nested_keys_and_refuses_a_mapping_over_a_value():
-    from thinkcount.ops.ciprofile import merge
+    from thinkcount.ops.scratch import merge
     base = {"methods": {"m02": {"task": "classification"}}, "train": {"epochs": 2}}
     merged = merge(base, {"methods": {"m02": {"overrides": {"model": "minilm-l6"}}}, "train": {"epochs": 1}})
     assert merged == {"methods": {"m02": {"task": "classification", "overrides": {"model": "minilm-l6"}}},

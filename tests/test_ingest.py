@@ -8,7 +8,8 @@ import pytest
 
 from conftest import ROOT, verb
 from thinkcount.data.corpus import validate_records
-from thinkcount.data.ingest import ingest_file, prompt_id
+from thinkcount.data.counting import prompt_id
+from thinkcount.data.ingest import ingest_file
 from thinkcount.data.records import compute_counts
 
 main = verb("ingest")

@@ -14,7 +14,7 @@ import yaml
 
 from conftest import ROOT, read_json, verb
 from thinkcount import UserError
-from thinkcount.ops.ciprofile import prepare
+from thinkcount.ops.scratch import prepare
 from thinkcount.serve.predict import Predictor
 
 predict_main = verb("predict")

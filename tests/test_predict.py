@@ -239,3 +239,19 @@ def test_the_int8_copy_is_written_only_when_asked(tmp_path, params, tiny_encoder
     assert (folder / "model.onnx").is_file() and not (folder / "model.int8.onnx").exists()
     with pytest.raises(UserError, match="runs on the CPU from model.int8.onnx, which this folder lacks"):
         Predictor.load(folder, device="cpu", int8=True)
+
+
+def test_a_model_aware_predictor_needs_the_answering_model_and_reads_it_before_the_prompt(model_dir, tmp_path):
+    folder = tmp_path / "aware"
+    shutil.copytree(model_dir, folder)
+
+    def set_model_token(d):
+        config = json.loads((d / "label_config.json").read_text())
+        (d / "label_config.json").write_text(json.dumps({**config, "model_token": True}))
+    resealed(set_model_token, describe="new")(folder)
+    aware, pooled = Predictor.load(folder, backend="torch"), Predictor.load(model_dir, backend="torch")
+    with pytest.raises(UserError, match="model-aware"):
+        aware.predict(["Why is the sky blue?"])
+    got = aware.predict(["Why is the sky blue?"], model="qwen3-32b")[0]["score"]
+    assert got == pytest.approx(pooled.predict(["[qwen3-32b] Why is the sky blue?"])[0]["score"], abs=1e-6)
+    assert got != pytest.approx(pooled.predict(["Why is the sky blue?"])[0]["score"], abs=1e-6)

@@ -136,8 +136,8 @@ def test_counts_warns_when_most_traces_lack_the_opening_tag_under_the_strict_rul
 SPLITS = [
     (150, {"train": 120, "val": 15, "test": 15}),
     (1001, {"train": 801, "val": 100, "test": 100}),
-    (50, "50 records give 5 val, 5 test rows; train, val and test each need at least 10 rows"),
-    (94, "at least 95 records"),
+    (50, "50 distinct prompts give 5 val, 5 test prompts; train, val and test each need at least 10"),
+    (94, "at least 95 distinct prompts"),
     (95, {"train": 75, "val": 10, "test": 10}),
 ]
 

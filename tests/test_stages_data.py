@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from conftest import read_json, run_stage, write_params
+from conftest import ROOT, read_json, run_stage, write_params
+
+MIRROR = ROOT.parent / "shared" / "real_traces"
 
 DATA_STAGES = ["corpus", "counts", "filter", "split"]
 
@@ -38,7 +40,9 @@ def test_data_stages_produce_counts_variants_and_split(tmp_path, small):
         report = read_json(tmp_path / f"metrics/data/{variant}.json")
         kept = sum(1 for _ in (tmp_path / f"data/variants/{variant}.jsonl").open())
         assert report["rows_kept"] == kept and report["rows_in"] == 400
-    assert read_json(tmp_path / "metrics/data/split.json") == {"train": 320, "val": 40, "test": 40}
+    # The 400 generated prompts are distinct, so prompts and rows agree.
+    assert read_json(tmp_path / "metrics/data/split.json") == {"train": 320, "val": 40, "test": 40,
+                                                               "prompts": {"train": 320, "val": 40, "test": 40}}
 
 
 def test_real_data_drops_in_through_the_source_param(tmp_path, small):
@@ -84,3 +88,28 @@ def test_a_stage_without_its_inputs_names_the_missing_file(tmp_path, small):
 def test_a_method_stage_names_an_unknown_method(tmp_path, small):
     write_params(tmp_path, small)
     assert_one_sentence_error(run_stage("label", tmp_path, "m99_nothing"), "unknown method 'm99_nothing'")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MIRROR.is_dir(), reason="needs ../shared/real_traces")
+def test_the_real_source_fetches_ingests_and_splits_the_public_traces_by_prompt(tmp_path, small, monkeypatch):
+    monkeypatch.setenv("THINKCOUNT_TRACES_MIRROR", str(MIRROR))
+    small["data"]["source"] = "real"
+    small["split"]["test_fraction"] = 0.2
+    write_params(tmp_path, small)
+    for script in DATA_STAGES:
+        proc = run_stage(script, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    corpus = read_json(tmp_path / "metrics/data/corpus.json")
+    # MANIFEST.tsv: 2,869 + 2,653 traces in 79 trace files; 416 records of speechmap carry no trace at all.
+    assert (corpus["rows_valid"], corpus["files"], corpus["files_off_manifest"]) == (5522, 79, {})
+    assert corpus["invalid"] == {"no_trace": 416} and corpus["truncated"] == 0 and corpus["prompts"] == 352
+    split = read_json(tmp_path / "metrics/data/split.json")
+    assert split["prompts"] == {"train": 247, "val": 35, "test": 70}  # round(0.1 * 352), round(0.2 * 352)
+    rows = [json.loads(line) for line in (tmp_path / "data/counts.jsonl").open()]
+    where = {(r["worker_id"], r["sample_id"]): r["prompt_id"] for r in rows}
+    splits = {}
+    for line in (tmp_path / "data/split.jsonl").open():
+        row = json.loads(line)
+        splits.setdefault(where[(row["worker_id"], row["sample_id"])], set()).add(row["split"])
+    assert len(splits) == 352 and all(len(s) == 1 for s in splits.values())

@@ -1,7 +1,10 @@
 """The seed sweep's summary, on a hand-made `dvc exp show --json`."""
+import json
+
 import pytest
 
-from thinkcount.ops.sweep import best_first, differences, differences_markdown, markdown, queue_command, runs, summarise
+from thinkcount.ops.sweep import (best_first, differences, differences_markdown, markdown, queue_command,
+                                  references_by_target, runs, summarise)
 
 
 def entry(seed, taus):
@@ -54,13 +57,19 @@ def test_an_undefined_mean_sorts_last():
 
 def test_differences_to_the_reference_are_paired_within_a_run():
     found = runs(SHOW)[:3]
-    (a,) = differences(found, reference="b")
+    (a,) = differences(found, {"a": "b"})
     assert a["method"] == "a" and a["diffs"][1] is None  # b undefined in seeds-1: no difference, not 0.44
     assert a["diffs"][0] == pytest.approx(0.10) and a["diffs"][2] == pytest.approx(0.16)
     assert a["mean"] == pytest.approx(0.13) and (a["ahead"], a["n"]) == (2, 2)
-    assert "| a | +0.100 | undefined | +0.160 | +0.130 | 2 of 2 |" in differences_markdown(found, [a], "b")
+    assert "| a | b | +0.100 | undefined | +0.160 | +0.130 | 2 of 2 |" in differences_markdown(found, [a])
 
 
 def test_each_seed_set_is_one_named_queued_experiment():
     assert queue_command(3) == ["dvc", "exp", "run", "--queue", "--name", "seeds-3", "-S", "data.seed=3",
                                 "-S", "split.seed=3", "-S", "train.seed=3"]
+
+
+def test_each_method_is_compared_with_the_baseline_on_its_own_target(tmp_path):
+    for name, target in (("m01", "counts"), ("m11", "wait_counts")):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"tau": 0.3, "target": target}))
+    assert references_by_target(tmp_path) == {"m01": "b_tfidf", "m11": "b_surface_wait"}

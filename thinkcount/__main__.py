@@ -8,7 +8,7 @@
     fetch              download or copy the listed real-trace files, sha256-checked (thinkcount/data/fetch.py)
     gate               the regression gate against committed floors (thinkcount/ops/gate.py)
     profile            run a params profile as a DVC experiment (thinkcount/ops/profile.py)
-    ciprofile          the CI profile's scratch copy (thinkcount/ops/ciprofile.py)
+    scratch            a scratch copy with a profile merged, run whole by make ci-repro and make real
     sweep              seed sets as DVC experiments and their summary (thinkcount/ops/sweep.py)
 
 Run `check` before a bare `dvc repro` or `dvc exp run -S ...`: DVC renders names into shell commands and
@@ -25,7 +25,7 @@ from thinkcount import exit_status
 VERBS = {"check": "thinkcount.ops.check", "predict": "thinkcount.serve.predict", "serve": "thinkcount.serve.service",
          "replay": "thinkcount.serve.replay", "ingest": "thinkcount.data.ingest", "fetch": "thinkcount.data.fetch",
          "gate": "thinkcount.ops.gate", "profile": "thinkcount.ops.profile",
-         "ciprofile": "thinkcount.ops.ciprofile", "sweep": "thinkcount.ops.sweep"}
+         "scratch": "thinkcount.ops.scratch", "sweep": "thinkcount.ops.sweep"}
 
 
 def main(argv=None):

@@ -256,12 +256,17 @@ def validate_records(path):
             continue
         seen.add(key)
         records.append({"worker_id": key[0], "sample_id": key[1], "instruction": obj["instruction"],
-                        "input": obj.get("input") or "", "content": obj["content"]})
+                        "input": obj.get("input") or "", "content": obj["content"], **provenance(obj)})
     rows += sum(problems.by_reason.get(r, {}).get("count", 0) for r in READ_PROBLEM)
     if not records:
         detail = f" ({problems.summary()})" if problems.total else ""
         raise UserError(f"{path}: no valid records{detail}.")
     return records, problems, rows, notes
+
+
+def provenance(obj):
+    """The fields of an ingested record that the split and the report use, where they have their types."""
+    return {key: obj[key] for key, kind in (("model", str), ("truncated", bool)) if isinstance(obj.get(key), kind)}
 
 
 def normalise_id(value, notes):

@@ -6,6 +6,7 @@ Real R1-style exports usually have no opening <think> (the chat template put it 
   tag_or_start  from <think>, or from the start of the content when there is none, to </think>
 Either way a trace cut off before </think> has no closed block (wait_counts 1, as the seed had it).
 """
+import hashlib
 import re
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -62,3 +63,8 @@ def count_waits(content, think_start="tag_or_start", pattern=wait_pattern()):
 def prompt_text(instruction, input_text=""):
     """The text a predictor sees: the instruction, then the input passage if any."""
     return instruction if not input_text else f"{instruction}\n{input_text}"
+
+
+def prompt_id(text):
+    """A prompt's identity across models and samples: a hash of its text with whitespace collapsed."""
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:16]

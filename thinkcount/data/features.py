@@ -78,3 +78,13 @@ def feature_set(params, name):
 def prepare_text(text, markers):
     """The text a model sees: with a feature set, the prompt is prefixed by its marker tokens."""
     return " ".join(markers.markers(text) + [text]) if markers else text
+
+
+def model_text(text, model):
+    """A model-aware method's input: the answering model's name before the prompt."""
+    return f"[{model if isinstance(model, str) and model else 'unknown model'}] {text}"  # pandas reads null as NaN
+
+
+def frame_texts(frame, model_token):
+    """The prompt texts of a frame's rows (columns text, model), model-aware when model_token."""
+    return [model_text(t, m) for t, m in zip(frame["text"], frame["model"])] if model_token else list(frame["text"])

@@ -1,4 +1,5 @@
 """Joining the pipeline's files into the frames that labeling, training and evaluation use."""
+import numpy as np
 import pandas as pd
 
 from thinkcount import UserError
@@ -18,3 +19,26 @@ def load_frame(variant=None):
         keys = pd.DataFrame(load_jsonl(paths.variant(variant)), columns=KEY)
         frame = frame.merge(keys, on=KEY, how="inner")
     return frame.reset_index(drop=True)
+
+
+def restrict_models(frame, pattern):
+    """The train and val rows answered by a model whose name matches pattern (a regular expression), and every
+    test row: a method trained on one model family and tested on all."""
+    if pattern is None:
+        return frame
+    matches = frame["model"].fillna("").str.contains(pattern, regex=True)
+    kept = frame[matches | (frame["split"] == "test")].reset_index(drop=True)
+    if not (kept["split"] == "train").any():
+        raise UserError(f"no train rows come from a model matching {pattern!r}.")
+    return kept
+
+
+def mean_of_samples(frame, target):
+    """The target with each train and val row's value replaced by the mean over its (prompt, model) pair's
+    samples, in log1p space: a prompt-only predictor is taught the expected effort, not one draw of it. Test rows
+    keep their single samples."""
+    pair = frame["prompt_id"].astype(str) + "|" + frame["model"].fillna("").astype(str)
+    logs = np.log1p(frame[target].astype(float))
+    fitted = frame["split"].isin(["train", "val"])
+    mean = logs[fitted].groupby(pair[fitted]).transform("mean")
+    return frame[target].astype(float).mask(fitted, np.expm1(mean))

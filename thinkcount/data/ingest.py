@@ -18,16 +18,15 @@ equal across models and samples), sample, truncated (finish_reason length), toke
 is R1-style (thinking, </think>, answer), so the counts stage applies unchanged. Every skipped record is counted
 by reason with its file and line."""
 import argparse
-import hashlib
 import re
 from pathlib import Path
 
 from thinkcount import UserError
 from thinkcount.core.jsonl import Problems, read_json_values, write_jsonl
+from thinkcount.data.counting import THINK_CLOSE, THINK_OPEN, prompt_id, prompt_text
 
 FIELDS = ("instruction", "input", "thinking", "answer", "content", "model", "finish_reason", "reasoning_tokens",
           "completion_tokens")
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 # A chat template's user turn before the think block: DeepSeek's full-width bars, or ChatML.
 TEMPLATE_USER = re.compile(r"<｜User｜>(.*?)<｜Assistant｜>|<\|im_start\|>user\n(.*?)<\|im_end\|>", re.DOTALL)
 
@@ -42,10 +41,6 @@ def get_path(value, path):
         else:
             return None
     return value
-
-
-def prompt_id(text):
-    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:16]
 
 
 def detect(record):
@@ -134,7 +129,7 @@ def to_record(fields):
     record = {"instruction": instruction, "input": input_text,
               "content": f"{thinking.strip()}\n{THINK_CLOSE}\n\n{answer}",
               "model": fields.get("model") if isinstance(fields.get("model"), str) else None,
-              "prompt_id": prompt_id(instruction + ("\n\n" + input_text if input_text else "")),
+              "prompt_id": prompt_id(prompt_text(instruction, input_text)),
               "truncated": fields.get("finish_reason") == "length"}
     for key in ("completion_tokens", "reasoning_tokens"):
         if isinstance(fields.get(key), int):
@@ -159,8 +154,8 @@ def file_records(path, problems, field_map=None, records_path=None):
     return [(values[0][0], r) for r in records]
 
 
-def ingest_file(path, field_map=None, records_path=None):
-    """(records, problems, format) of one file."""
+def ingest_file(path, field_map=None, records_path=None, name=None):
+    """(records, problems, format) of one file; name (default: the file's) keys its records and is their source."""
     problems = Problems()
     values = file_records(path, problems, field_map, records_path)
     kind = "field map" if field_map else detect(values[0][1]) if values else None
@@ -179,8 +174,8 @@ def ingest_file(path, field_map=None, records_path=None):
             if reason:
                 problems.add(reason, line_no)
                 continue
-            records.append({"worker_id": Path(path).name, "sample_id": index, **record, "source": Path(path).name,
-                            "sample": sample})
+            records.append({"worker_id": name or Path(path).name, "sample_id": index, **record,
+                            "source": name or Path(path).name, "sample": sample})
             index += 1
     return records, problems, kind
 

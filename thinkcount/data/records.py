@@ -4,19 +4,24 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from thinkcount import UserError
-from thinkcount.data.counting import (count_keywords, count_waits, keyword_pattern, lacks_opening_tag, prompt_text,
-                                      think_text, wait_pattern)
+from thinkcount.data.counting import (count_keywords, count_waits, keyword_pattern, lacks_opening_tag, prompt_id,
+                                      prompt_text, think_text, wait_pattern)
 
 KEY = ["worker_id", "sample_id"]
 
 
 def compute_counts(records, keywords, case_sensitive=True, think_start="tag_or_start"):
-    """One row per record: prompt text, counts, wait_counts and think_chars (the `counts` params' rules)."""
+    """One row per record: prompt text and its id, the model that answered (None when unknown), whether the
+    trace was cut at the token limit, counts, wait_counts and think_chars (the `counts` params' rules)."""
     keys, waits = keyword_pattern(keywords, case_sensitive), wait_pattern(case_sensitive)
+    texts = [prompt_text(r["instruction"], r["input"]) for r in records]
     return pd.DataFrame({
         "worker_id": [r["worker_id"] for r in records],
         "sample_id": [r["sample_id"] for r in records],
-        "text": [prompt_text(r["instruction"], r["input"]) for r in records],
+        "text": texts,
+        "prompt_id": [prompt_id(t) for t in texts],
+        "model": [r.get("model") for r in records],
+        "truncated": [bool(r.get("truncated", False)) for r in records],
         "counts": [count_keywords(r["content"], keys) for r in records],
         "wait_counts": [count_waits(r["content"], think_start, waits) for r in records],
         "think_chars": [len(think_text(r["content"])) for r in records],
@@ -33,53 +38,73 @@ def oracle_tau(counts, oracle_rows):
     return float(kendalltau(merged["expected_counts"], merged["counts"]).statistic)
 
 
-def filter_variants(counts, max_counts, long_think_chars, max_long_waits):
-    """Return {variant: (kept frame, report)}; every dropped row is counted by reason."""
+def filter_variants(counts, max_counts, long_think_chars, max_long_waits, keep_truncated=False):
+    """Return {variant: (kept frame, report)}; every dropped row is counted by reason. A trace cut at the token
+    limit is censored (its counts are a lower bound): left out of every variant unless keep_truncated."""
     n = len(counts)
+    cut = counts["truncated"].to_numpy(bool) if "truncated" in counts and not keep_truncated else np.zeros(n, bool)
     over = counts["counts"] > max_counts
     long_few = (counts["think_chars"] >= long_think_chars) & (counts["wait_counts"] <= max_long_waits)
     variants = {
         "all": (np.ones(n, dtype=bool), {}),
-        "clean": (~over, {f"counts_above_{max_counts}": int(over.sum())}),
+        "clean": (~over, {f"counts_above_{max_counts}": int((over & ~cut).sum())}),
         "wait_only": (~long_few, {f"think_chars_ge_{long_think_chars}_and_wait_counts_le_{max_long_waits}":
-                                  int(long_few.sum())}),
+                                  int((long_few & ~cut).sum())}),
     }
     out = {}
     for name, (keep, dropped) in variants.items():
-        kept = counts[keep].reset_index(drop=True)
+        kept = counts[keep & ~cut].reset_index(drop=True)
         out[name] = (kept, {"rows_in": n, "rows_kept": len(kept), "rows_dropped": n - len(kept),
-                            "dropped_by_reason": dropped})
+                            "dropped_by_reason": {"truncated": int(cut.sum()), **dropped}})
     return out
 
 
-# Fewest rows a split may hold: below this, early stopping and Kendall tau's interval mean little.
-MIN_SPLIT_ROWS = 10
+# Fewest prompts a split may hold: below this, early stopping and Kendall tau's interval mean little.
+MIN_SPLIT_PROMPTS = 10
 
 
 def make_split(counts, seed, val_fraction, test_fraction, strata):
-    """Seeded train/val/test split stratified by counts quantile, keyed by (worker_id, sample_id), with
-    each record's priority under a row budget (within_budget).
+    """Seeded train/val/test split by prompt: every row of one prompt_id (all its models and samples) lands in
+    one split. Keyed by (worker_id, sample_id), with each record's priority under a row budget (within_budget).
 
-    Each split gets exactly round(fraction * rows) rows, shared among strata by largest remainder."""
+    Prompts are stratified by the models that answered them and, within those, by mean log counts quantile;
+    each split gets exactly round(fraction * prompts) prompts, shared among strata by largest remainder.
+    A frame without prompt_id splits by row."""
     rng = np.random.default_rng(seed)
-    # Rank first so that heavy ties (many counts of 1) still give equal-sized strata.
-    ranks = counts["counts"].rank(method="first")
-    stratum = pd.qcut(ranks, min(strata, len(counts)), labels=False).to_numpy()
+    codes, stratum = prompt_strata(counts, strata)
     sizes = np.bincount(stratum)
     n_test = allocate(sizes, test_fraction, sizes)
     n_val = allocate(sizes, val_fraction, sizes - n_test)
-    check_split_sizes(len(counts), n_test.sum(), n_val.sum(), min(val_fraction, test_fraction))
-    split = np.empty(len(counts), dtype=object)
+    check_split_sizes(len(stratum), n_test.sum(), n_val.sum(), min(val_fraction, test_fraction))
+    prompt_split = np.empty(len(stratum), dtype=object)
     for s in range(len(sizes)):
         idx = rng.permutation(np.flatnonzero(stratum == s))
-        split[idx[:n_test[s]]] = "test"
-        split[idx[n_test[s]:n_test[s] + n_val[s]]] = "val"
-        split[idx[n_test[s] + n_val[s]:]] = "train"
+        prompt_split[idx[:n_test[s]]] = "test"
+        prompt_split[idx[n_test[s]:n_test[s] + n_val[s]]] = "val"
+        prompt_split[idx[n_test[s] + n_val[s]:]] = "train"
     # One seeded order of all records: a row budget takes rows in this order, so every method and
     # baseline capped at N train rows of a variant trains on the same rows.
     priority = rng.permutation(len(counts))
-    return pd.DataFrame({"worker_id": counts["worker_id"], "sample_id": counts["sample_id"], "split": split,
-                         "priority": priority})
+    return pd.DataFrame({"worker_id": counts["worker_id"], "sample_id": counts["sample_id"],
+                         "split": prompt_split[codes], "priority": priority})
+
+
+def prompt_strata(counts, strata):
+    """(each row's prompt index, each prompt's stratum), prompts in order of first appearance: one stratum per
+    set of answering models and mean log counts quantile within it (ranked first, so that heavy ties, such as
+    many counts of 1, still give equal-sized strata)."""
+    ids = counts["prompt_id"] if "prompt_id" in counts else pd.Series(np.arange(len(counts)))
+    codes = pd.factorize(ids)[0]
+    mean_log = np.bincount(codes, np.log1p(counts["counts"].to_numpy(float))) / np.bincount(codes)
+    models = counts["model"].fillna("") if "model" in counts else pd.Series("", index=counts.index)
+    model_sets = pd.factorize(models.groupby(codes).agg(lambda m: "|".join(sorted(set(m)))).sort_index())[0]
+    stratum, offset = np.empty(len(mean_log), dtype=int), 0
+    for m in range(model_sets.max() + 1):
+        members = np.flatnonzero(model_sets == m)
+        ranks = pd.Series(mean_log[members]).rank(method="first")
+        stratum[members] = offset + pd.qcut(ranks, min(strata, len(members)), labels=False).to_numpy()
+        offset = stratum[members].max() + 1
+    return codes, stratum
 
 
 def within_budget(rows, n):
@@ -103,12 +128,12 @@ def allocate(sizes, fraction, room):
 
 def check_split_sizes(n, n_test, n_val, smallest_fraction):
     sizes = {"train": n - n_test - n_val, "val": n_val, "test": n_test}
-    small = {name: int(k) for name, k in sizes.items() if k < MIN_SPLIT_ROWS}
+    small = {name: int(k) for name, k in sizes.items() if k < MIN_SPLIT_PROMPTS}
     if small:
-        needed = int(np.ceil((MIN_SPLIT_ROWS - 0.5) / smallest_fraction))  # round() reaches the minimum here
-        raise UserError(f"{n} records give {', '.join(f'{k} {name}' for name, k in small.items())} rows; train, val "
-                        f"and test each need at least {MIN_SPLIT_ROWS} rows, so at these fractions at least "
-                        f"{needed} records.")
+        needed = int(np.ceil((MIN_SPLIT_PROMPTS - 0.5) / smallest_fraction))  # round() reaches the minimum here
+        raise UserError(f"{n} distinct prompts give {', '.join(f'{k} {name}' for name, k in small.items())} prompts; "
+                        f"train, val and test each need at least {MIN_SPLIT_PROMPTS}, so at these fractions at least "
+                        f"{needed} distinct prompts.")
 
 
 QUANTILES = [25, 50, 75, 90, 95, 99]

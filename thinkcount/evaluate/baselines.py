@@ -2,7 +2,7 @@
 prompt length, surface counts, TF-IDF ridge, the instruction's first word, a frozen-encoder probe, and the
 oracle ceiling.
 
-Each returns (score, expected counts) for the test rows. The controls answer two questions about any
+Each fits on the train rows' target (counts, or wait_counts) and returns (score, expected target) for the test rows. The controls answer two questions about any
 fine-tuned method: is the signal more than the opening word (first_word), and does fine-tuning beat a
 linear probe on the same encoder's frozen, mean-pooled states (probe)?"""
 import re
@@ -22,12 +22,12 @@ def words(frame):
     return frame["text"].str.split().str.len().to_numpy(dtype=float)
 
 
-def length_scores(train, test):
-    """Prompt length in words; counts read off a least-squares line fitted on train."""
+def length_scores(train, test, target="counts"):
+    """Prompt length in words; the target read off a least-squares line fitted on train."""
     if len(np.unique(words(train))) < 2:
         raise UserError(f"the length baseline needs train prompts of at least 2 different lengths; "
                         f"{len(train)} train rows have {len(np.unique(words(train)))}.")
-    slope, intercept = np.polyfit(words(train), train["counts"], 1)
+    slope, intercept = np.polyfit(words(train), train[target], 1)
     score = words(test)
     return score, np.clip(slope * score + intercept, 1, None)
 
@@ -54,21 +54,21 @@ def surface_counts(texts):
     return np.log1p(np.asarray(rows, dtype=float))
 
 
-def surface_scores(train, test, alpha):
-    """Ridge on log1p counts over the prompt's surface counts: the cheap predictor a learned method must beat."""
+def surface_scores(train, test, alpha, target="counts"):
+    """Ridge on the log1p target over the prompt's surface counts: the cheap predictor a learned method must beat."""
     if len(train) < 2:
         raise UserError(f"the surface baseline cannot be fitted on {len(train)} train rows.")
     model = make_pipeline(FunctionTransformer(surface_counts), StandardScaler(), Ridge(alpha=alpha))
-    model.fit(list(train["text"]), np.log1p(train["counts"]))
+    model.fit(list(train["text"]), np.log1p(train[target]))
     score = model.predict(list(test["text"]))
     return score, np.expm1(score).clip(1, None)
 
 
-def tfidf_scores(train, test, alpha, max_features):
+def tfidf_scores(train, test, alpha, max_features, target="counts"):
     model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), max_features=max_features, sublinear_tf=True),
                           Ridge(alpha=alpha))
     try:
-        model.fit(train["text"], np.log1p(train["counts"]))
+        model.fit(train["text"], np.log1p(train[target]))
     except ValueError as e:  # an empty vocabulary, or too few rows
         raise UserError(f"the TF-IDF baseline cannot be fitted on {len(train)} train rows ({e}).") from None
     score = model.predict(test["text"])
@@ -79,24 +79,24 @@ def first_word(frame):
     return frame["text"].str.split().str[0].fillna("").str.lower().str.strip(".,:;!?\"'")
 
 
-def first_word_scores(train, test):
-    """Train mean of log1p counts per first word of the prompt (the overall mean for unseen words)."""
+def first_word_scores(train, test, target="counts"):
+    """Train mean of the log1p target per first word of the prompt (the overall mean for unseen words)."""
     if train.empty:
         raise UserError("the first-word baseline has no train rows.")
-    means = np.log1p(train["counts"]).groupby(first_word(train)).mean()
-    score = first_word(test).map(means).fillna(float(np.log1p(train["counts"]).mean())).to_numpy()
+    means = np.log1p(train[target]).groupby(first_word(train)).mean()
+    score = first_word(test).map(means).fillna(float(np.log1p(train[target]).mean())).to_numpy()
     return score, np.expm1(score)
 
 
-def probe_scores(train, test, encoder, alpha, batch_size=64):
-    """Ridge on log1p counts over the frozen encoder's mean-pooled states. encoder: (name, settings)."""
+def probe_scores(train, test, encoder, alpha, target="counts", batch_size=64):
+    """Ridge on the log1p target over the frozen encoder's mean-pooled states. encoder: (name, settings)."""
     from thinkcount.methods.inference import predict_raw  # torch and transformers, for this baseline only
     from thinkcount.methods.models import build_model, resolve_source
     name, settings = encoder
     model, tokenizer = build_model(resolve_source(name, settings["source"]), 1, num_layers=settings.get("num_layers"))
     embed = lambda frame: predict_raw(model, tokenizer, list(frame["text"]), settings["max_length"],  # noqa: E731
                                       batch_size, pooled=True)
-    ridge = Ridge(alpha=alpha).fit(embed(train), np.log1p(train["counts"]))
+    ridge = Ridge(alpha=alpha).fit(embed(train), np.log1p(train[target]))
     score = ridge.predict(embed(test))
     return score, np.expm1(score).clip(1, None)
 
@@ -111,14 +111,14 @@ def oracle_scores(test, oracle_rows):
 
 
 def baseline_scores(spec, train, test, encoder):
-    """Dispatch on spec["kind"] (not the oracle, which needs no train rows)."""
-    kind = spec["kind"]
+    """Dispatch on spec["kind"] (not the oracle, which needs no train rows), fitted on spec's target."""
+    kind, target = spec["kind"], spec.get("target", "counts")
     if kind == "length":
-        return length_scores(train, test)
+        return length_scores(train, test, target)
     if kind == "surface":
-        return surface_scores(train, test, spec["alpha"])
+        return surface_scores(train, test, spec["alpha"], target)
     if kind == "tfidf":
-        return tfidf_scores(train, test, spec["alpha"], spec["max_features"])
+        return tfidf_scores(train, test, spec["alpha"], spec["max_features"], target)
     if kind == "first_word":
-        return first_word_scores(train, test)
-    return probe_scores(train, test, encoder, spec["alpha"])
+        return first_word_scores(train, test, target)
+    return probe_scores(train, test, encoder, spec["alpha"], target)

@@ -7,7 +7,7 @@ from thinkcount.core import paths
 from thinkcount.core.jsonl import load_jsonl
 from thinkcount.data.records import KEY
 from thinkcount.evaluate.engine_sim import Engine, sweep, tokens
-from thinkcount.evaluate.metrics import paired_differences
+from thinkcount.evaluate.metrics import bootstrap_tau, kendall, paired_differences, sample_ceiling, tau_on_pairs
 
 ENGINE_KEYS = ("max_batch", "kv_tokens", "step_ms", "decode_ms_per_seq", "prefill_ms_per_token")
 
@@ -25,26 +25,62 @@ def test_scores(names, frame):
     return test, scores
 
 
-def best(rows, baseline):
-    """The best row by tau on counts among the baselines trained on the methods' rows (baseline=True) or the methods."""
-    pool = [r for r in rows if r["kendall_tau"] is not None and r["target"] == "counts"
+def best(rows, baseline, target="counts"):
+    """The best row by tau on target among the baselines trained on the methods' rows (baseline=True) or the
+    methods."""
+    pool = [r for r in rows if r["kendall_tau"] is not None and r["target"] == target
             and (r["task"] == "baseline") == baseline and r.get("kind") != "oracle"
             and r.get("train_rows_rule", "budget") == "budget"]
     return max(pool, key=lambda r: r["kendall_tau"])["method"] if pool else None
 
 
 def add_paired_differences(rows, scores, test, ev):
-    references = {"vs_best_baseline": best(rows, baseline=True), "vs_best_method": best(rows, baseline=False)}
-    for key, reference in references.items():
-        if reference not in scores:
-            continue
-        for target in {r["target"] for r in rows}:
-            names = [r["method"] for r in rows if r["target"] == target and r["method"] in scores]
-            diffs = paired_differences({n: scores[n] for n in names}, test[target], scores[reference],
-                                       ev["bootstrap"], ev["seed"])
+    """Each row against the best baseline and the best method on its own target, on the same resamples; the
+    verdicts against one reference are Holm-corrected over all rows compared with it."""
+    for target in sorted({r["target"] for r in rows}):
+        names = [r["method"] for r in rows if r["target"] == target and r["method"] in scores]
+        for key, baseline in (("vs_best_baseline", True), ("vs_best_method", False)):
+            reference = best(rows, baseline, target)
+            if reference not in scores:
+                continue
+            others = {n: scores[n] for n in names if n != reference}
+            diffs = paired_differences(others, test[target], scores[reference], ev["bootstrap"], ev["seed"])
             for r in rows:
-                if r["method"] in diffs and r["method"] != reference:
+                if r["method"] in diffs:
                     r[key] = {"reference": reference, **diffs[r["method"]]}
+    return rows
+
+
+def add_sample_ceiling(rows, scores, test, ev):
+    """Where the test prompts have repeated samples from one model (real traces): the sample ceiling of each
+    target, and each row's tau on the ceiling's held-out samples as a share of it, and against the mean of
+    samples. Returns (rows, {target: ceiling}); the ceilings are None otherwise."""
+    ceilings = {t: sample_ceiling(test, t, ev["bootstrap"], ev["seed"]) for t in sorted({r["target"] for r in rows})}
+    for r in rows:
+        ceiling = ceilings[r["target"]]
+        if ceiling is None or r["method"] not in scores or not np.isfinite(scores[r["method"]]).all():
+            continue
+        on_held, vs_mean = tau_on_pairs(scores[r["method"]], test, r["target"])
+        r["share_of_ceiling"] = None if on_held is None or not ceiling["kendall_tau"] else \
+            on_held / ceiling["kendall_tau"]
+        r["kendall_tau_mean"] = vs_mean
+    return rows, ceilings
+
+
+def add_families(rows, scores, test, ev):
+    """Each row's tau on the test rows of every model family (evaluate.families: {name: regular expression on the
+    model's name}), with its interval: pooled against model-aware methods, and methods trained on one family
+    (train_models) tested on another."""
+    families = ev.get("families") or {}
+    members = {name: test["model"].fillna("").str.contains(pattern, regex=True).to_numpy()
+               for name, pattern in families.items()}
+    for r in rows:
+        if r["method"] not in scores or not families:
+            continue
+        score, y = scores[r["method"]], test[r["target"]].to_numpy(float)
+        r["families"] = {name: {"n": int(m.sum()), "kendall_tau": kendall(score[m], y[m]),
+                                "kendall_tau_ci95": bootstrap_tau(score[m], y[m], ev["bootstrap"], ev["seed"])}
+                         for name, m in members.items() if m.sum() >= 2}
     return rows
 
 

@@ -16,7 +16,6 @@ from sklearn.preprocessing import StandardScaler
 
 from thinkcount.data.records import KEY
 
-TARGETS = ("counts", "wait_counts")
 UNDEFINED = "undefined"
 
 
@@ -36,10 +35,11 @@ def bootstrap_tau(score, target, n_boot, seed):
     return [float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))] if taus else [None, None]
 
 
-def paired_differences(scores, target, reference, n_boot, seed):
+def paired_differences(scores, target, reference, n_boot, seed, alpha=0.05):
     """tau(score) - tau(reference) on the same bootstrap resamples of the prompts, for each score in
-    `scores` ({name: array}): {name: {"difference", "ci95", "verdict"}}, verdict better, worse or
-    indistinguishable (the 95% interval holds 0). Undefined where either tau is."""
+    `scores` ({name: array}): {name: {"difference", "ci95", "p", "p_holm", "verdict"}}. p is the two-sided
+    bootstrap p-value of a zero difference; the verdict is better or worse when Holm's step-down correction
+    over all of `scores` keeps it below alpha, else indistinguishable. Undefined where either tau is."""
     target, reference = np.asarray(target, float), np.asarray(reference, float)
     rng = np.random.default_rng(seed)
     resamples = [rng.integers(0, len(target), len(target)) for _ in range(n_boot)]
@@ -48,22 +48,81 @@ def paired_differences(scores, target, reference, n_boot, seed):
     for name, score in scores.items():
         score = np.asarray(score, float)
         whole = kendall(score, target), kendall(reference, target)
-        diffs = [t - r for t, r in ((kendall(score[idx], target[idx]), r) for idx, r in zip(resamples, ref_taus))
-                 if t is not None and r is not None]
-        if None in whole or not diffs:
-            out[name] = {"difference": None, "ci95": [None, None], "verdict": UNDEFINED}
+        diffs = np.array([t - r for t, r in ((kendall(score[idx], target[idx]), r)
+                                             for idx, r in zip(resamples, ref_taus)) if t is not None and r is not None])
+        if None in whole or not len(diffs):
+            out[name] = {"difference": None, "ci95": [None, None], "p": None, "p_holm": None, "verdict": UNDEFINED}
             continue
-        low, high = float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
-        verdict = "better" if low > 0 else "worse" if high < 0 else "indistinguishable"
-        out[name] = {"difference": whole[0] - whole[1], "ci95": [low, high], "verdict": verdict}
+        p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
+        out[name] = {"difference": whole[0] - whole[1],
+                     "ci95": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))], "p": float(p)}
+    for name, p_holm in holm({n: d["p"] for n, d in out.items() if d["p"] is not None}).items():
+        difference = out[name]["difference"]
+        out[name].update(p_holm=p_holm, verdict="indistinguishable" if p_holm >= alpha or difference == 0
+                         else "better" if difference > 0 else "worse")
     return out
+
+
+def holm(pvalues):
+    """Holm's step-down adjusted p-values ({name: p} -> {name: adjusted}): the k-th smallest of m is multiplied
+    by m - k + 1, kept monotone and at most 1."""
+    adjusted, running = {}, 0.0
+    for k, (name, p) in enumerate(sorted(pvalues.items(), key=lambda item: item[1])):
+        running = max(running, min(1.0, (len(pvalues) - k) * p))
+        adjusted[name] = running
+    return adjusted
+
+
+# (prompt, model) pairs with repeated test samples below which the sample ceiling is left undefined.
+MIN_CEILING_PAIRS = 20
+
+
+def sample_groups(test):
+    """Each test row's (prompt, model) pair as an integer, or None for a frame without prompt ids."""
+    if "prompt_id" not in test:
+        return None
+    return pd.factorize(test["prompt_id"].astype(str) + "|" + test["model"].fillna("").astype(str))[0]
+
+
+def held_out_samples(test, target):
+    """(rows held out, mean log1p target of the same pair's other samples): the first test sample of every
+    (prompt, model) pair that has two or more."""
+    groups, y = sample_groups(test), np.log1p(test[target].to_numpy(float))
+    sizes, sums = np.bincount(groups), np.bincount(groups, y)
+    first = np.unique(groups, return_index=True)[1]
+    held = first[sizes[groups[first]] >= 2]
+    return held, (sums[groups[held]] - y[held]) / (sizes[groups[held]] - 1)
+
+
+def sample_ceiling(test, target, n_boot, seed):
+    """How well the mean of a prompt's other samples from the same model ranks one held-out sample: the most a
+    prompt-only predictor can expect when the model samples its trace. None without enough repeated samples."""
+    if sample_groups(test) is None:
+        return None
+    held, others = held_out_samples(test, target)
+    if len(held) < MIN_CEILING_PAIRS:
+        return None
+    y = np.log1p(test[target].to_numpy(float))[held]
+    return {"target": target, "pairs": len(held), "kendall_tau": kendall(others, y),
+            "kendall_tau_ci95": bootstrap_tau(others, y, n_boot, seed)}
+
+
+def tau_on_pairs(score, test, target):
+    """(tau on the held-out samples, tau of the pair-mean score against the pair-mean log1p target over every
+    (prompt, model) pair): a score judged on the ceiling's rows and against the mean of samples."""
+    groups, score = sample_groups(test), np.asarray(score, float)
+    held, _ = held_out_samples(test, target)
+    sizes = np.bincount(groups)
+    mean = lambda values: np.bincount(groups, values) / sizes  # noqa: E731
+    return (kendall(score[held], test[target].to_numpy(float)[held]),
+            kendall(mean(score), mean(np.log1p(test[target].to_numpy(float)))))
 
 
 def yardstick(score, expected, truth, target, n_boot=1000, seed=0, top_share=0.1):
     """The comparison every method gets. truth: frame with counts and wait_counts, aligned with score."""
     score, expected = np.asarray(score, float), np.asarray(expected, float)
     y = truth[target].to_numpy(dtype=float)
-    other = [t for t in TARGETS if t != target][0]
+    other = "wait_counts" if target == "counts" else "counts"  # how the score ranks the other keyword count
     top = y >= np.quantile(y, 1 - top_share)
     return {
         "n": len(y),
@@ -139,7 +198,8 @@ def evaluate_method(method, config, test, labels, frame, ev, max_counts, seed):
     method's labels file; frame: every record's counts and split."""
     target = method["target"]
     result = {"task": method["task"], "loss": method["loss"], "labels": describe_labels(config),
-              "variant": method["variant"], "target": target,
+              "variant": method["variant"], "target": target, "model_token": config.model_token,
+              "train_models": method.get("train_models"),
               "yardstick": yardstick_both(test["score"], test["expected_counts"], test, target, max_counts,
                                           ev["bootstrap"], ev["seed"])}
     native = (labels[labels["split"] == "test"][KEY + ["label"]].rename(columns={"label": "true_label"})

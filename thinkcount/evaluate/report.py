@@ -38,7 +38,8 @@ def summary_rows(metrics, reference):
             "kendall_tau": y["kendall_tau"], "kendall_tau_ci95": y["kendall_tau_ci95"], "spearman": y["spearman"],
             "mae_counts": y["mae_counts"], "auc_top10": y["auc_top10"], "share_of_oracle": share,
             "kendall_tau_clean": clean["kendall_tau"], "seed_reported": reference.get(m["method"], ""),
-            "leakage": m.get("leakage"), "kind": m.get("kind"),
+            "leakage": m.get("leakage"), "kind": m.get("kind"), "model_token": m.get("model_token", False),
+            "train_models": m.get("train_models"),
             "train_rows": m.get("train_rows"),
             "train_rows_rule": m.get("train_rows_rule", "budget"),
         })
@@ -60,7 +61,8 @@ def headline(row):
     """What `dvc metrics show` prints for one row: few columns, rounded; undefined values are left out."""
     low, high = row["kendall_tau_ci95"]
     values = {"tau": row["kendall_tau"], "tau_low": low, "tau_high": high, "spearman": row["spearman"],
-              "auc_top10": row["auc_top10"], "oracle_share": row["share_of_oracle"]}
+              "auc_top10": row["auc_top10"], "oracle_share": row["share_of_oracle"],
+              "ceiling_share": row.get("share_of_ceiling"), "tau_vs_mean": row.get("kendall_tau_mean")}
     if row.get("serving"):
         values["serve_mean"] = row["serving"]["mean"]
     out = {key: round(value, 4) for key, value in values.items() if value is not None}
@@ -116,8 +118,10 @@ def serving_cell(row):
     return "" if not serving else f"{serving['mean']:.2f} / {serving['p90']:.2f}"
 
 
-def markdown(rows, command, served=None):
+def markdown(rows, command, served=None, ceilings=None):
     references = {r.get(k, {}).get("reference") for r in rows for k in ("vs_best_baseline", "vs_best_method")}
+    ceilings = {t: c for t, c in (ceilings or {}).items() if c}
+    share_of = "sample ceiling" if ceilings else "oracle"
     lines = [
         "# Comparison of predictors",
         "",
@@ -126,23 +130,28 @@ def markdown(rows, command, served=None):
         "",
         "Sorted by Kendall tau-b between each predictor's complexity score and the true target on the shared test "
         "split (`counts`, or `wait_counts` for the Wait methods); undefined where a predictor's scores are "
-        "constant. The paired columns give each row's tau minus the reference's on the same bootstrap resamples, "
-        "with a 95% interval: better or worse when the interval excludes 0, else indistinguishable. Latency: mean "
+        "constant. The paired columns give each row's tau minus the reference's (the best baseline, or method, on "
+        "the same target) on the same bootstrap resamples, with a 95% interval: better or worse when the "
+        "difference's bootstrap p-value stays below 0.05 after Holm's correction over every row compared with "
+        "that reference, else indistinguishable. Latency: mean "
         "and p90 latency when an engine with continuous batching at 90% load admits the test prompts "
         "shortest-predicted-first by this score, relative to first come first served (lower is better; the "
         "serving section below has the sweep over load). " + SEED_NOTE,
         "",
-        "| method | tau [95% CI] | vs best baseline | vs best method | AUC top 10% | share of oracle "
-        "| latency mean / p90 | native metric |",
-        "|---|---|---|---|---|---|---|---|",
+        *ceiling_lines(ceilings),
+        f"| method | tau [95% CI] | vs best baseline | vs best method | AUC top 10% | share of {share_of} "
+        + ("| tau vs sample mean " if ceilings else "") + "| latency mean / p90 | native metric |",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if ceilings else ""),
     ]
     for r in rows:
         target = "" if r["target"] == "counts" else f" ({r['target']})"
-        share = "" if r["share_of_oracle"] is None else fmt(r["share_of_oracle"], 2)
+        share = r.get("share_of_ceiling") if ceilings else r["share_of_oracle"]
         cells = [paired_cell(r, k) or ("reference" if r["method"] in references else "")
                  for k in ("vs_best_baseline", "vs_best_method")]
+        mean = f"| {fmt(r['kendall_tau_mean']) if 'kendall_tau_mean' in r else ''} " if ceilings else ""
         lines.append(f"| {r['method']}{target} | {tau_with_interval(r)} | {cells[0]} | {cells[1]} "
-                     f"| {fmt(r['auc_top10'])} | {share} | {serving_cell(r)} | {r['native']} |")
+                     f"| {fmt(r['auc_top10'])} | {'' if share is None else fmt(share, 2)} {mean}"
+                     f"| {serving_cell(r)} | {r['native']} |")
     lines += ["", "## Details", "",
               "| method | task | loss | labels | encoder | train rows | Spearman | MAE counts | tau clean "
               "| seed reported |",
@@ -151,7 +160,40 @@ def markdown(rows, command, served=None):
         lines.append(f"| {r['method']} | {r['task']} | {r['loss']} | {r['labels']} | {r['encoder']} "
                      f"| {r['train_rows'] or ''} | {fmt(r['spearman'])} | {fmt(r['mae_counts'], 1)} "
                      f"| {fmt(r['kendall_tau_clean'])} | {r['seed_reported']} |")
-    return "\n".join(lines + leakage_section(rows) + serving_section(served, rows)) + "\n"
+    return "\n".join(lines + family_section(rows) + leakage_section(rows) + serving_section(served, rows)) + "\n"
+
+
+def ceiling_lines(ceilings):
+    """The sample ceiling of each target, where the test prompts have repeated samples from one model."""
+    if not ceilings:
+        return []
+    lines = [f"Sample ceiling on `{t}`: tau {c['kendall_tau']:.3f} [{fmt(c['kendall_tau_ci95'][0])}, "
+             f"{fmt(c['kendall_tau_ci95'][1])}] of one held-out sample against the mean of the same prompt's other "
+             f"samples from the same model, over {c['pairs']} (prompt, model) pairs of the test split."
+             for t, c in ceilings.items()]
+    return lines + ["Share of sample ceiling: a row's tau on those held-out samples over the ceiling's. Tau vs "
+                    "sample mean: the row's mean score per (prompt, model) pair against the pair's mean log1p "
+                    "target, over every pair.", ""]
+
+
+def family_section(rows):
+    """Tau per model family: pooled vs model-aware rows, and the transfer of a method trained on one family."""
+    names = list(dict.fromkeys(f for r in rows for f in r.get("families") or {}))
+    if not names:
+        return []
+    lines = ["", "## By model family", "",
+             "Tau on the test rows answered by each family's models (evaluate.families), with a 95% interval. A "
+             "method with train_models trained on one family's rows only: the other columns are its transfer.", "",
+             "| method | trained on models (model-aware: the model's name before the prompt) | " + " | ".join(f"{n} (n)" for n in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for r in rows:
+        if r.get("families"):
+            cells = [f"{tau_with_interval(r['families'][n])} ({r['families'][n]['n']})" if n in r["families"] else ""
+                     for n in names]
+            seen = (f"`{r['train_models']}`".replace("|", "\\|") if r["train_models"] else "all") \
+                + (", model-aware" if r["model_token"] else "")
+            lines.append(f"| {r['method']} | {seen} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def leakage_section(rows):

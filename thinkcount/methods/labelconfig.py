@@ -33,6 +33,7 @@ class LabelConfig:
     target: str
     task: str
     markers: FeatureSet | None = None  # marker tokens the model's text is prefixed with
+    model_token: bool = False  # the answering model's name comes before the prompt (features.model_text)
     audit_features: FeatureSet | None = None  # the leakage audit's features (the labels' own for k-means)
     edges: tuple | None = None  # bin schemes: the bins' edges, after merging empty ones
     bins_requested: int | None = None  # equal_freq: the bins asked for before ties merged some

@@ -55,7 +55,7 @@ def make_labels(frame, method, seed, name="this method", feature_sets=None):
         if method["task"] == "classification":
             config["label_names"] = label_names(config.get("edges"), stats, method["target"])
     return labels, LabelConfig(scheme=scheme, target=method["target"], task=method["task"], **config,
-                               **saved_feature_sets(method, feature_sets))
+                               model_token=method.get("model_token", False), **saved_feature_sets(method, feature_sets))
 
 
 def saved_feature_sets(method, feature_sets):

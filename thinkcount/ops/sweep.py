@@ -21,8 +21,9 @@ from thinkcount.pipeline.config import load_params
 SEED_KEYS = ("data.seed", "split.seed", "train.seed")
 PREFIX = "seeds-"
 HEADLINE = paths.METHOD_METRICS + "/"
-# TF-IDF on the methods' own rows, the strongest baseline: does a method's lead over it survive a new seed?
-REFERENCE = "b_tfidf"
+# The baseline each method is compared with, by its target: does its lead survive a new seed? TF-IDF on the
+# methods' own rows for counts (in every sweep run so far); surface counts on the Wait methods' rows for wait_counts.
+REFERENCES = {"counts": "b_tfidf", "wait_counts": "b_surface_wait"}
 
 
 def queue_command(seed):
@@ -89,15 +90,22 @@ def best_first(rows):
     return sorted(rows, key=lambda r: (r["mean"] is None, -(r["mean"] or 0)))
 
 
-def differences(found, reference=REFERENCE):
-    """Per method: tau minus the reference's tau in each run (None where either is undefined), their mean and
-    in how many runs the method was ahead."""
+def references_by_target(folder=paths.METHOD_METRICS):
+    """{method: its reference baseline}, from the target in each workspace headline (counts when unknown)."""
+    return {path.stem: REFERENCES[json.loads(path.read_text()).get("target", "counts")]
+            for path in sorted(Path(folder).glob("*.json"))}
+
+
+def differences(found, references):
+    """Per method: tau minus its reference's tau (references: {method: baseline}, b_tfidf when absent) in each
+    run (None where either is undefined), their mean and in how many runs the method was ahead."""
     rows = []
-    for method in sorted({m for _, _, t in found for m in t} - {reference}):
+    for method in sorted({m for _, _, t in found for m in t} - set(REFERENCES.values()) - set(references.values())):
+        reference = references.get(method, REFERENCES["counts"])
         diffs = [None if t.get(method) is None or t.get(reference) is None else t[method] - t[reference]
                  for _, _, t in found]
         defined = [d for d in diffs if d is not None]
-        rows.append({"method": method, "diffs": diffs, "n": len(defined),
+        rows.append({"method": method, "reference": reference, "diffs": diffs, "n": len(defined),
                      "mean": float(np.mean(defined)) if defined else None, "ahead": sum(d > 0 for d in defined)})
     return best_first(rows)
 
@@ -120,12 +128,13 @@ def markdown(found, rows):
     return "\n".join(lines) + "\n"
 
 
-def differences_markdown(found, diffs, reference=REFERENCE):
-    lines = [f"Tau minus {reference}'s in the same run, and in how many runs the method was ahead:", "",
-             "| method | " + " | ".join(name for name, _, _ in found) + " | mean | ahead |",
-             "|---|" + "---|" * (len(found) + 2)]
+def differences_markdown(found, diffs):
+    lines = ["Tau minus the reference's in the same run (the baseline on the method's target), and in how many "
+             "runs the method was ahead:", "",
+             "| method | reference | " + " | ".join(name for name, _, _ in found) + " | mean | ahead |",
+             "|---|---|" + "---|" * (len(found) + 2)]
     for r in diffs:
-        lines.append(f"| {r['method']} | " + " | ".join(signed(d) for d in r["diffs"])
+        lines.append(f"| {r['method']} | {r['reference']} | " + " | ".join(signed(d) for d in r["diffs"])
                      + f" | {signed(r['mean'])} | {r['ahead']} of {r['n']} |")
     return "\n".join(lines) + "\n"
 
@@ -136,13 +145,13 @@ def summary(out=paths.SEED_SWEEP):
     found = runs(show)
     if len(found) < 2:
         raise UserError("no sweep experiments found; run `python -m thinkcount sweep run 1 2` first.")
-    rows, diffs = summarise(found), differences(found)
+    rows, diffs = summarise(found), differences(found, references_by_target())
     header = (f"Kendall tau per seed set (data.seed/split.seed/train.seed), {len(found)} runs; "
               "from `python -m thinkcount sweep summary`.\n\n")
     text = header + markdown(found, rows) + "\n" + differences_markdown(found, diffs)
     write_text(out, text)
     write_json(Path(out).with_suffix(".json"), {"runs": [[n, list(s)] for n, s, _ in found], "methods": rows,
-                                                "vs_" + REFERENCE: diffs})
+                                                "vs_reference": diffs})
     print(text)
 
 

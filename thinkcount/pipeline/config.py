@@ -21,6 +21,15 @@ NonNegative = Annotated[StrictInt, Field(ge=0)]
 Share = Annotated[Number, Field(gt=0, lt=1)]
 
 
+def check_regex(pattern):
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"'{{where}}' is not a regular expression ({e})") from None
+    return pattern
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -74,6 +83,7 @@ class Filter(Strict):
     max_counts: Positive
     long_think_chars: NonNegative
     max_long_waits: NonNegative
+    keep_truncated: StrictBool = False
 
 
 class Split(Strict):
@@ -91,6 +101,7 @@ class Split(Strict):
 
 class Train(Strict):
     seed: StrictInt
+    sample_mean: StrictBool = True
     epochs: Annotated[Number, Field(gt=0)]
     max_train_rows: Positive
     max_val_rows: Positive
@@ -155,7 +166,7 @@ TASK_LOSSES = {"regression": ("mse",), "classification": ("ce", "weighted_ce"), 
 
 class Method(Strict):
     variant: Literal["all", "clean", "wait_only"]
-    target: Literal["counts", "wait_counts"]
+    target: Literal["counts", "wait_counts", "think_chars"]
     labels: Labels
     task: Literal["regression", "classification", "ranking"]
     loss: Literal["mse", "ce", "weighted_ce", "pairwise"]
@@ -163,7 +174,14 @@ class Method(Strict):
     trainable_layers: Optional[NonNegative] = None
     two_stage: Optional[TwoStage] = None
     markers: Optional[StrictStr] = None
+    model_token: StrictBool = False
+    train_models: Optional[StrictStr] = None
     overrides: Overrides = Overrides()
+
+    @field_validator("train_models")
+    @classmethod
+    def compiles(cls, pattern):
+        return check_regex(pattern)
 
     @model_validator(mode="after")
     def loss_fits_task(self):
@@ -177,6 +195,8 @@ class Baseline(Strict):
     alpha: Optional[Number] = None
     max_features: Optional[Positive] = None
     train_rows: Literal["budget", "all"] = "budget"
+    target: Literal["counts", "wait_counts", "think_chars"] = "counts"
+    variant: Literal["all", "clean", "wait_only"] = "all"
 
     @model_validator(mode="after")
     def kind_has_its_settings(self):
@@ -189,6 +209,12 @@ class Baseline(Strict):
 class Evaluate(Strict):
     bootstrap: Positive
     seed: StrictInt
+    families: dict[str, StrictStr] = {}
+
+    @field_validator("families")
+    @classmethod
+    def all_compile(cls, families):
+        return {name: check_regex(pattern) for name, pattern in families.items()}
 
 
 Load = Annotated[Number, Field(gt=0, le=1)]
@@ -330,7 +356,7 @@ def key_help(text, dotted):
 def check_source(source, path):
     """A data source other than the embedded corpus lives under data/external/, the folder DVC tracks."""
     external = (path.parent / EXTERNAL).resolve()
-    if source != "sample" and not (path.parent / source).resolve().is_relative_to(external):
+    if source not in ("sample", "real") and not (path.parent / source).resolve().is_relative_to(external):
         raise UserError(f"{path}: 'data.source' {source} is outside {EXTERNAL}/, which is the folder DVC tracks "
                         f"(results would go stale when the file changes); move the file under {EXTERNAL}/.")
 

@@ -20,7 +20,7 @@ from transformers.utils import logging as hf_logging
 from thinkcount import UserError
 from thinkcount.core.jsonl import atomic_path, case_variant, read_jsonl
 from thinkcount.data.counting import prompt_text
-from thinkcount.data.features import prepare_text
+from thinkcount.data.features import model_text, prepare_text
 from thinkcount.methods.inference import best_device, predict_raw, prediction_records
 from thinkcount.methods.modelfolder import MANIFEST, check_folder, loaded
 from thinkcount.methods.models import ComplexityModel
@@ -63,8 +63,9 @@ class Predictor:
                             f"{manifest['n_outputs']}; its parts come from different trainings.")
         return cls(model, tokenizer, config)
 
-    def predict(self, prompts, batch_size=64, progress=False):
-        """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs."""
+    def predict(self, prompts, batch_size=64, progress=False, model=None):
+        """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs. A
+        model-aware predictor (trained with model_token) needs the name of the model that will answer."""
         if isinstance(prompts, str):
             raise UserError("predict takes a list of prompts, not one string.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -75,7 +76,10 @@ class Predictor:
                 raise UserError(f"prompt {i} is empty or not a string.")
         if not prompts:
             return []
-        texts = [prepare_text(p, self.markers) for p in prompts]
+        if self.config.model_token and not (isinstance(model, str) and model):
+            raise UserError("this predictor is model-aware (trained with model_token); give the answering model's "
+                            "name, as in its training data (model=...).")
+        texts = [prepare_text(model_text(p, model) if self.config.model_token else p, self.markers) for p in prompts]
         raw = predict_raw(self.model, self.tokenizer, texts, self.config.max_length, batch_size, progress=progress)
         return prediction_records(raw, self.config)
 

@@ -1,6 +1,7 @@
-"""Prepare the CI profile: a scratch copy of the working tree with .ci/params.yaml merged into params.yaml.
+"""A scratch copy of the working tree with a profile merged into its params.yaml, for a profile run whole in its
+own DVC project (the CI profile, the real profile) while the workspace keeps the default run.
 
-Usage: python -m thinkcount ciprofile WORKDIR
+Usage: python -m thinkcount scratch WORKDIR PROFILE     (make ci-repro: .ci/params.yaml; make real: profiles/real.yaml)
 """
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ def merge(base, overlay, where=""):
     for key, value in overlay.items():
         if isinstance(value, dict) and key in base:
             if not isinstance(base[key], dict):
-                raise UserError(f".ci/params.yaml: '{where}{key}' is not a mapping in params.yaml.")
+                raise UserError(f"the profile's '{where}{key}' is not a mapping in params.yaml.")
             merge(base[key], value, f"{where}{key}.")
         else:
             base[key] = value
@@ -44,10 +45,12 @@ def prepare(workdir, overlay):
     git = ["git", "-C", str(workdir), "-c", "user.name=ci", "-c", "user.email=ci@localhost"]
     subprocess.run(git[:3] + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "-A"], check=True)
-    subprocess.run(git + ["commit", "-qm", "CI profile"], check=True)
+    subprocess.run(git + ["commit", "-qm", "profile run"], check=True)
 
 
 def main(argv):
-    if len(argv) != 1:
-        raise UserError("usage: python -m thinkcount ciprofile WORKDIR")
-    prepare(argv[0], yaml.safe_load(Path(".ci/params.yaml").read_text()))
+    if len(argv) != 2:
+        raise UserError("usage: python -m thinkcount scratch WORKDIR PROFILE")
+    if not Path(argv[1]).is_file():
+        raise UserError(f"{argv[1]}: no such profile.")
+    prepare(argv[0], yaml.safe_load(Path(argv[1]).read_text()) or {})
