@@ -84,3 +84,16 @@ def test_classifiers_rank_by_expected_log1p_counts_not_expected_counts():
     out = interpret(np.log(probs), config)
     assert out["expected_counts"] == pytest.approx([20.0, 0.95 * 2 + 0.05 * 600], abs=1e-6)  # 20 < 31.9
     assert out["score"] == pytest.approx([3.0, 0.95 * 1 + 0.05 * 4], abs=1e-6)  # 3.0 > 1.15: the order flips
+
+
+def test_with_a_sample_ceiling_the_table_shares_it_and_lists_families_with_their_patterns_escaped():
+    rows = summary_rows([metrics_file("a", 0.2), metrics_file("b", 0.4)], {})
+    rows[0].update(share_of_ceiling=0.5, kendall_tau_mean=0.45, train_models="(?i)a|b",
+                   families={"r1": {"n": 9, "kendall_tau": 0.3, "kendall_tau_ci95": [0.1, 0.5]}})
+    ceilings = {"counts": {"kendall_tau": 0.8, "kendall_tau_ci95": [0.7, 0.9], "pairs": 30}, "wait_counts": None}
+    table = markdown(rows, "make real", ceilings=ceilings)
+    assert "| share of sample ceiling | tau vs sample mean |" in table and "share of oracle" not in table
+    assert "Sample ceiling on `counts`: tau 0.800 [0.700, 0.900]" in table and "over 30 (prompt, model) pairs" in table
+    assert "| b | 0.400 [0.300, 0.500] |" in table and "| 0.50 | 0.450 |" in table
+    assert "| b | `(?i)a\\|b` | 0.300 [0.100, 0.500] (9) |" in table
+    assert "share of oracle" in markdown(rows, "make run") and "By model family" in markdown(rows, "make run")

@@ -93,3 +93,15 @@ def test_profile_becomes_dvc_set_arguments_and_names_a_missing_encoder(tmp_path,
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: the hub encoders are absent
     with pytest.raises(UserError, match="encoder 'bert-base-uncased' .* is not in the local Hugging Face cache"):
         check_profile(ROOT / "params.yaml", yaml.safe_load((ROOT / "profiles/seed.yaml").read_text()))
+
+
+def test_the_real_profile_is_valid_and_runs_offline_on_the_default_encoder():
+    from thinkcount.ops.profile import check_profile
+    params = check_profile(ROOT / "params.yaml", yaml.safe_load((ROOT / "profiles/real.yaml").read_text()))
+    assert params["data"]["source"] == "real" and params["model"] == "minilm-l6"
+    methods = params["methods"]
+    assert methods["m13_model"]["model_token"] and methods["m13_length"]["target"] == "think_chars"
+    # The transfer rows train on the two families the comparison reports.
+    families = params["evaluate"]["families"]
+    assert {methods["m13_on_r1"]["train_models"], methods["m13_on_qwen3"]["train_models"]} \
+        == {families["deepseek_r1"], families["qwen3"]}

@@ -13,21 +13,8 @@ import numpy as np
 from thinkcount import UserError
 from thinkcount.core.jsonl import READ_PROBLEM, Problems, case_variant, read_json_values
 from thinkcount.data.counting import THINK_OPEN
-from thinkcount.data.prompts import make_prompt
+from thinkcount.data.prompts import TOPICS, make_prompt
 
-TOPICS = [
-    "photosynthesis", "the french revolution", "blockchain technology", "climate change", "machine learning",
-    "the water cycle", "inflation", "vaccines", "black holes", "democracy", "global supply chains",
-    "the stock market", "renewable energy", "online communities", "quantum computing", "the immune system",
-    "plate tectonics", "the renaissance", "public key cryptography", "urbanization", "coral reefs",
-    "the industrial revolution", "electric cars", "remote work", "sleep", "the human brain", "volcanoes",
-    "interest rates", "recycling", "the roman empire", "artificial intelligence", "meditation",
-    "ocean currents", "honey bees", "the printing press", "antibiotic resistance", "cloud computing",
-    "minimum wage laws", "the olympic games", "jazz music", "deforestation", "space exploration",
-    "nuclear power", "the internet", "rainforests", "bilingual education", "video games", "tea culture",
-    "migration of birds", "3d printing", "the cold war", "genetic engineering", "fast fashion",
-    "public transport", "the moon landing", "wildfires", "cybersecurity", "coffee production",
-]
 PASSAGE_SENTENCES = [
     "Researchers have studied {t} for decades and still disagree about several details.",
     "Many people first hear about {t} at school, but few understand how it works.",

@@ -22,11 +22,10 @@ from thinkcount import UserError
 from thinkcount.core import paths
 from thinkcount.core.jsonl import atomic_path
 
-SOURCES = paths.REAL_SOURCES
 MIRROR_VARIABLE = "THINKCOUNT_TRACES_MIRROR"
 
 
-def read_sources(path=SOURCES):
+def read_sources(path=paths.REAL_SOURCES):
     with open(path, encoding="utf-8") as f:
         return list(csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t"))
 
@@ -39,7 +38,8 @@ def from_mirror(mirror, source):
     """The raw bytes of a source in a mirror folder (decompressed when the mirror keeps it gzipped)."""
     path = Path(mirror) / source["file"]
     if not path.is_file():
-        raise UserError(f"{path}: not in the mirror {mirror}; it should hold every file of {SOURCES.name}.")
+        raise UserError(f"{path}: not in the mirror {mirror}; it should hold every file of "
+                        f"{paths.REAL_SOURCES.name}.")
     data = path.read_bytes()
     return gzip.decompress(data) if path.suffix == ".gz" else data
 

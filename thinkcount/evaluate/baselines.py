@@ -2,9 +2,10 @@
 prompt length, surface counts, TF-IDF ridge, the instruction's first word, a frozen-encoder probe, and the
 oracle ceiling.
 
-Each fits on the train rows' target (counts, or wait_counts) and returns (score, expected target) for the test rows. The controls answer two questions about any
-fine-tuned method: is the signal more than the opening word (first_word), and does fine-tuning beat a
-linear probe on the same encoder's frozen, mean-pooled states (probe)?"""
+Each fits on the train rows' target (counts, wait_counts or think_chars) and returns (score, expected target) for
+the test rows. The controls answer two questions about any fine-tuned method: is the signal more than the
+opening word (first_word), and does fine-tuning beat a linear probe on the same encoder's frozen, mean-pooled
+states (probe)?"""
 import re
 
 import numpy as np

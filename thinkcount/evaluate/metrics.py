@@ -48,8 +48,8 @@ def paired_differences(scores, target, reference, n_boot, seed, alpha=0.05):
     for name, score in scores.items():
         score = np.asarray(score, float)
         whole = kendall(score, target), kendall(reference, target)
-        diffs = np.array([t - r for t, r in ((kendall(score[idx], target[idx]), r)
-                                             for idx, r in zip(resamples, ref_taus)) if t is not None and r is not None])
+        taus = (kendall(score[idx], target[idx]) for idx in resamples)
+        diffs = np.array([t - r for t, r in zip(taus, ref_taus) if t is not None and r is not None])
         if None in whole or not len(diffs):
             out[name] = {"difference": None, "ci95": [None, None], "p": None, "p_holm": None, "verdict": UNDEFINED}
             continue

@@ -6,15 +6,12 @@ chart (a PNG, and the rows of DVC's interval bar plot).
 """
 from pathlib import Path
 
-import matplotlib
 import pandas as pd
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend to choose
 
 from thinkcount.core import paths
-from thinkcount.core.jsonl import atomic_path  # noqa: E402
-from thinkcount.evaluate.metrics import UNDEFINED  # noqa: E402
+from thinkcount.core.jsonl import atomic_path
+from thinkcount.evaluate.metrics import UNDEFINED
 
 SEED_NOTE = ("Native metrics are each method's own (accuracy/F1 on its own labels, MSE/MAE in its own units) "
              "and do not compare across rows. The yardstick does: every row ranks the same test prompts.")
@@ -184,7 +181,8 @@ def family_section(rows):
     lines = ["", "## By model family", "",
              "Tau on the test rows answered by each family's models (evaluate.families), with a 95% interval. A "
              "method with train_models trained on one family's rows only: the other columns are its transfer.", "",
-             "| method | trained on models (model-aware: the model's name before the prompt) | " + " | ".join(f"{n} (n)" for n in names) + " |",
+             "| method | trained on models (model-aware: the model's name before the prompt) | "
+             + " | ".join(f"{n} (n)" for n in names) + " |",
              "|---|---|" + "---|" * len(names)]
     for r in rows:
         if r.get("families"):
@@ -257,7 +255,8 @@ def serving_chart(served, rows, path):
     picks = ["fcfs", "true_lengths"] + [max((r for r in ranked if (r["task"] == "baseline") == b),
                                             key=lambda r: r["kendall_tau"])["method"] for b in (False, True)
                                         if any((r["task"] == "baseline") == b for r in ranked)]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for name in picks:
         points = [served["policies"][name][str(load)]["mean"] for load in served["loads"]]
         ax.errorbar(served["loads"], [p["mean"] for p in points],
@@ -269,12 +268,12 @@ def serving_chart(served, rows, path):
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
-    plt.close(fig)
 
 
 def tau_chart(rows, path):
     rows = [r for r in rows if r["kendall_tau"] is not None][::-1]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
+    fig = Figure(figsize=(8, 0.35 * len(rows) + 1.2))
+    ax = fig.subplots()
     taus = [r["kendall_tau"] for r in rows]
     err = [[t - (r["kendall_tau_ci95"][0] if r["kendall_tau_ci95"][0] is not None else t) for t, r in zip(taus, rows)],
            [(r["kendall_tau_ci95"][1] if r["kendall_tau_ci95"][1] is not None else t) - t for t, r in zip(taus, rows)]]
@@ -285,4 +284,3 @@ def tau_chart(rows, path):
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
-    plt.close(fig)
