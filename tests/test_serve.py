@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from conftest import ROOT, sealed_model
+from thinkcount.methods import modelfolder
 from thinkcount.serve.predict import Predictor
 from thinkcount.serve.proxy import PATHS, capped, priority
 
@@ -159,14 +161,25 @@ def test_concurrent_requests_are_scored_in_shared_batches(scoring):
     assert 'thinkcount_requests_total{endpoint="score",status="200"}' in text and "thinkcount_model_info{" in text
 
 
+def model_aware_copy(model_dir, folder):
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "label_config.json").read_text())
+    (folder / "label_config.json").write_text(json.dumps({**config, "model_token": True}))
+    modelfolder.seal(folder, "m08_markers", modelfolder.read_label_config(folder / "label_config.json"))
+    return folder
+
+
 def test_reload_serves_the_new_model_and_refuses_a_bad_folder(model_dir, tmp_path, params, tiny_encoders):
     ranker = sealed_model(tmp_path / "m13_rank", params, {"bert": tiny_encoders["bert"]}, name="m13_rank")
     broken = tmp_path / "broken"
     broken.mkdir()
+    aware = model_aware_copy(model_dir, tmp_path / "aware")
     with service(model_dir) as (url, _):
         before = httpx.get(f"{url}/healthz").json()["version"]
         reply = httpx.post(f"{url}/reload", json={"model": str(broken)})
         assert reply.status_code == 422 and "no manifest.json" in reply.json()["error"]
+        reply = httpx.post(f"{url}/reload", json={"model": str(aware)})  # /score takes no answering model
+        assert reply.status_code == 422 and "a model-aware model (model_token)" in reply.json()["error"]
         assert httpx.get(f"{url}/healthz").json()["version"] == before  # the old model serves on
         assert "probs" in httpx.post(f"{url}/score", json={"prompts": ["Why?"]}).json()["results"][0]
         reply = httpx.post(f"{url}/reload", json={"model": str(ranker)})

@@ -88,7 +88,11 @@ class ModelSlot:
     @staticmethod
     def load(folder):
         from thinkcount.serve.predict import Predictor  # torch and transformers: only once the service starts
-        return Predictor.load(folder, device="cpu"), str(folder), model_version(folder)
+        predictor = Predictor.load(folder, device="cpu")
+        if predictor.config.model_token:
+            raise UserError(f"{folder}: a model-aware model (model_token) needs the answering model with every "
+                            "prompt, which /score does not take; serve a pooled model.")
+        return predictor, str(folder), model_version(folder)
 
     def score(self, prompts):
         predictor = self.predictor  # a batch in flight keeps the model it started with
