@@ -1,4 +1,6 @@
 """Joining the pipeline's files into the frames that labeling, training and evaluation use."""
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -26,8 +28,7 @@ def restrict_models(frame, pattern):
     test row: a method trained on one model family and tested on all."""
     if pattern is None:
         return frame
-    matches = frame["model"].fillna("").str.contains(pattern, regex=True)
-    kept = frame[matches | (frame["split"] == "test")].reset_index(drop=True)
+    kept = frame[model_matches(frame["model"], pattern) | (frame["split"] == "test")].reset_index(drop=True)
     if not (kept["split"] == "train").any():
         raise UserError(f"no train rows come from a model matching {pattern!r}.")
     return kept
@@ -42,3 +43,9 @@ def mean_of_samples(frame, target):
     fitted = frame["split"].isin(["train", "val"])
     mean = logs[fitted].groupby(pair[fitted]).transform("mean")
     return frame[target].astype(float).mask(fitted, np.expm1(mean))
+
+
+def model_matches(models, pattern):
+    """Whether each answering model's name (unknown: "") holds a match of the regular expression pattern."""
+    regex = re.compile(pattern)
+    return models.map(lambda m: bool(regex.search(m)) if isinstance(m, str) else bool(regex.search(""))).to_numpy(bool)

@@ -5,6 +5,7 @@ import pandas as pd
 
 from thinkcount.core import paths
 from thinkcount.core.jsonl import load_jsonl
+from thinkcount.data.frames import model_matches
 from thinkcount.data.records import KEY
 from thinkcount.evaluate.engine_sim import Engine, sweep, tokens
 from thinkcount.evaluate.metrics import bootstrap_tau, kendall, paired_differences, sample_ceiling, tau_on_pairs
@@ -72,8 +73,7 @@ def add_families(rows, scores, test, ev):
     model's name}), with its interval: pooled against model-aware methods, and methods trained on one family
     (train_models) tested on another."""
     families = ev.get("families") or {}
-    members = {name: test["model"].fillna("").str.contains(pattern, regex=True).to_numpy()
-               for name, pattern in families.items()}
+    members = {name: model_matches(test["model"], pattern) for name, pattern in families.items()}
     for r in rows:
         if r["method"] not in scores or not families:
             continue
