@@ -1,9 +1,10 @@
 """The surface-count baseline: what it counts, and that it finds a target that hides in the prompt's surface."""
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import kendalltau
 
-from thinkcount.evaluate.baselines import ASK_WORDS, SHAPE, length_scores, surface_counts, surface_scores
+from thinkcount.evaluate.baselines import ASK_WORDS, SHAPE, length_scores, model_scores, surface_counts, surface_scores
 
 
 def test_surface_counts_are_what_a_reader_counts():
@@ -31,3 +32,13 @@ def test_the_surface_baseline_finds_what_length_misses():
     assert kendalltau(surface, test["counts"]).statistic > 0.8
     assert abs(kendalltau(length, test["counts"]).statistic) < 0.2
     assert expected.min() >= 1
+
+
+def test_the_model_baseline_ranks_by_each_model_s_train_mean_and_falls_back_to_the_overall_mean():
+    train = pd.DataFrame({"model": ["a", "a", "b", None], "counts": [0, 8, 63, 3]})
+    test = pd.DataFrame({"model": ["b", "a", "unseen", None]})
+    score, expected = model_scores(train, test)
+    # a: mean(log 1, log 9) = log 3; b: log 64; unseen: the mean of all four log1p counts; None is its own model.
+    overall = (np.log(1) + np.log(9) + np.log(64) + np.log(4)) / 4
+    assert score == pytest.approx([np.log(64), np.log(3), overall, np.log(4)])
+    assert expected == pytest.approx([63, 2, np.exp(overall) - 1, 3])

@@ -1,6 +1,6 @@
 """Baselines and controls, scored with the same yardstick on the same train rows as the methods:
-prompt length, surface counts, TF-IDF ridge, the instruction's first word, a frozen-encoder probe, and the
-oracle ceiling.
+prompt length, surface counts, TF-IDF ridge, the instruction's first word, the answering model alone, a
+frozen-encoder probe, and the oracle ceiling.
 
 Each fits on the train rows' target (counts, wait_counts or think_chars) and returns (score, expected target) for
 the test rows. The controls answer two questions about any fine-tuned method: is the signal more than the
@@ -89,6 +89,16 @@ def first_word_scores(train, test, target="counts"):
     return score, np.expm1(score)
 
 
+def model_scores(train, test, target="counts"):
+    """Train mean of the log1p target per answering model (the overall mean for a model train has not seen): how
+    far the model's name alone ranks traces, without reading the prompt."""
+    if train.empty:
+        raise UserError("the model baseline has no train rows.")
+    means = np.log1p(train[target]).groupby(train["model"].fillna("")).mean()
+    score = test["model"].fillna("").map(means).fillna(float(np.log1p(train[target]).mean())).to_numpy()
+    return score, np.expm1(score)
+
+
 def probe_scores(train, test, encoder, alpha, target="counts", batch_size=64):
     """Ridge on the log1p target over the frozen encoder's mean-pooled states. encoder: (name, settings)."""
     from thinkcount.methods.inference import predict_raw  # torch and transformers, for this baseline only
@@ -122,4 +132,6 @@ def baseline_scores(spec, train, test, encoder):
         return tfidf_scores(train, test, spec["alpha"], spec["max_features"], target)
     if kind == "first_word":
         return first_word_scores(train, test, target)
+    if kind == "model":
+        return model_scores(train, test, target)
     return probe_scores(train, test, encoder, spec["alpha"], target)

@@ -191,7 +191,7 @@ class Method(Strict):
 
 
 class Baseline(Strict):
-    kind: Literal["length", "surface", "tfidf", "first_word", "probe", "oracle"]
+    kind: Literal["length", "surface", "tfidf", "first_word", "model", "probe", "oracle"]
     alpha: Optional[Number] = None
     max_features: Optional[Positive] = None
     train_rows: Literal["budget", "all"] = "budget"
