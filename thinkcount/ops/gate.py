@@ -10,7 +10,8 @@ for the run's number of test prompts, so a model with no skill fails whatever it
 by design (listed under by_design with the reason) are floored on the metrics named there instead: native
 metrics (eval paths such as native.accuracy), or one of the ranking metrics, which keeps its no-skill line.
 Every method and baseline, by design or not, fails with tau at or below the no-skill line: a reversed
-ranking never passes on accuracy.
+ranking never passes on accuracy. The one exception is a by_design entry with `ranks: false` and its reason:
+a degenerate labeling or a control whose point is to carry almost no signal; its tau must still be defined.
 `dvc metrics diff` exits 0 in all these cases, so it cannot be the gate.
 """
 import json
@@ -71,8 +72,10 @@ def check_method(name, metrics, floors):
     tau, line = metrics["headline"].get("tau"), floors["no_skill"]["tau"]
     if tau is None:
         return [f"{name}: tau undefined (constant scores)"]
-    # Whatever a method is floored on, a ranking no better than chance (or reversed) fails.
-    failures = [] if tau > line else [f"{name}: tau {tau:.3f} <= {line:.3f} (the no-skill line)"]
+    ranks = floors["by_design"].get(name, {}).get("ranks", True)
+    # Whatever a method is floored on, a ranking no better than chance (or reversed) fails, unless it is listed
+    # as one that does not rank.
+    failures = [] if tau > line or not ranks else [f"{name}: tau {tau:.3f} <= {line:.3f} (the no-skill line)"]
     for key, floor in floors["floors"][name].items():
         if key == "tau" and failures:
             continue  # already failed on tau
@@ -104,7 +107,8 @@ def regenerate(root, floors_path):
     for name, metrics in run.items():
         if name in by_design:
             floors[name] = {key: round(metric(metrics, key), 3) for key in by_design[name]["metrics"]}
-            if floors[name].get("tau", metrics["headline"]["tau"]) <= lines["tau"]:
+            ranks = by_design[name].get("ranks", True)
+            if ranks and floors[name].get("tau", metrics["headline"]["tau"]) <= lines["tau"]:
                 raise SystemExit(f"gate: {name} has tau {metrics['headline']['tau']}, at or below the no-skill line "
                                  f"{lines['tau']}: even a method gated by design on other metrics must rank.")
             continue
