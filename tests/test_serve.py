@@ -4,11 +4,11 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import shutil
 import threading
 import time
 from contextlib import contextmanager
