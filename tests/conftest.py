@@ -140,6 +140,18 @@ def sealed_model(folder, params, encoders, name="m08_markers", rows=None, int8=T
     return folder
 
 
+def model_aware_copy(model_dir, folder, name="m08_markers"):
+    """A copy of a sealed model folder whose label configuration says model_token, resealed to match."""
+    import shutil
+
+    from thinkcount.methods import modelfolder
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "label_config.json").read_text())
+    (folder / "label_config.json").write_text(json.dumps({**config, "model_token": True}))
+    modelfolder.seal(folder, name, modelfolder.read_label_config(folder / "label_config.json"))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory, params, tiny_encoders):
     """A sealed m08 classifier on a tiny DeBERTa-v2 encoder; tests copy it before changing anything."""

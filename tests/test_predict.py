@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import verb
+from conftest import model_aware_copy, verb
 from thinkcount import UserError
 from thinkcount.methods import modelfolder
 from thinkcount.serve import predict
@@ -242,13 +242,7 @@ def test_the_int8_copy_is_written_only_when_asked(tmp_path, params, tiny_encoder
 
 
 def test_a_model_aware_predictor_needs_the_answering_model_and_reads_it_before_the_prompt(model_dir, tmp_path):
-    folder = tmp_path / "aware"
-    shutil.copytree(model_dir, folder)
-
-    def set_model_token(d):
-        config = json.loads((d / "label_config.json").read_text())
-        (d / "label_config.json").write_text(json.dumps({**config, "model_token": True}))
-    resealed(set_model_token, describe="new")(folder)
+    folder = model_aware_copy(model_dir, tmp_path / "aware")
     aware, pooled = Predictor.load(folder, backend="torch"), Predictor.load(model_dir, backend="torch")
     with pytest.raises(UserError, match="model-aware"):
         aware.predict(["Why is the sky blue?"])

@@ -4,7 +4,6 @@ import asyncio
 import json
 import math
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,8 +19,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from conftest import ROOT, sealed_model
-from thinkcount.methods import modelfolder
+from conftest import ROOT, model_aware_copy, sealed_model
 from thinkcount.serve.predict import Predictor
 from thinkcount.serve.proxy import PATHS, capped, priority
 
@@ -159,14 +157,6 @@ def test_concurrent_requests_are_scored_in_shared_batches(scoring):
     assert metric(scoring, "thinkcount_batch_size_sum") - prompts == 16 and new_calls < 16  # some batch held > 1
     text = httpx.get(f"{scoring}/metrics").text
     assert 'thinkcount_requests_total{endpoint="score",status="200"}' in text and "thinkcount_model_info{" in text
-
-
-def model_aware_copy(model_dir, folder):
-    shutil.copytree(model_dir, folder)
-    config = json.loads((folder / "label_config.json").read_text())
-    (folder / "label_config.json").write_text(json.dumps({**config, "model_token": True}))
-    modelfolder.seal(folder, "m08_markers", modelfolder.read_label_config(folder / "label_config.json"))
-    return folder
 
 
 def test_reload_serves_the_new_model_and_refuses_a_bad_folder(model_dir, tmp_path, params, tiny_encoders):
