@@ -4,7 +4,7 @@ import sys
 from thinkcount import UserError
 from thinkcount.core import paths
 from thinkcount.core.jsonl import load_jsonl, write_json, write_jsonl
-from thinkcount.data.frames import load_frame
+from thinkcount.data.frames import load_frame, require_target, variant_rows
 from thinkcount.data.records import KEY, within_budget
 from thinkcount.evaluate.baselines import baseline_scores, oracle_scores
 from thinkcount.evaluate.metrics import yardstick_both
@@ -17,9 +17,10 @@ def main(params):
     if spec is None:
         raise UserError(f"unknown baseline '{name}'; params.yaml defines {', '.join(params['baselines'])}.")
     # Train on a variant's rows as the methods do (truncated traces are censored there); test on every prompt.
-    train, frame = load_frame(spec.get("variant", "all")), load_frame()
-    train, test = train[train["split"] == "train"], frame[frame["split"] == "test"].reset_index(drop=True)
     target = spec.get("target", "counts")
+    frame = require_target(load_frame(), target)
+    train = variant_rows(frame, spec.get("variant", "all"))
+    train, test = train[train["split"] == "train"], frame[frame["split"] == "test"].reset_index(drop=True)
     if spec.get("train_rows", "budget") == "budget":
         train = within_budget(train, params["train"]["max_train_rows"])
     result = {"method": name, "kind": spec["kind"], "task": "baseline", "target": target,

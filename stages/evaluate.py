@@ -4,7 +4,7 @@ import pandas as pd
 from thinkcount import UserError
 from thinkcount.core import paths
 from thinkcount.core.jsonl import load_jsonl, read_json, write_json
-from thinkcount.data.frames import load_frame
+from thinkcount.data.frames import load_frame, require_target
 from thinkcount.data.records import KEY
 from thinkcount.evaluate.metrics import evaluate_method
 from thinkcount.methods.labelconfig import LabelConfig
@@ -17,7 +17,7 @@ def main(params):
     method = params["methods"][name]
     config = LabelConfig.from_dict(read_json(f"{paths.model(name)}/{LABEL_CONFIG}"))
     predictions = pd.DataFrame(load_jsonl(paths.predictions(name)))
-    frame = load_frame()
+    frame = require_target(load_frame(), method["target"])
     test = frame.merge(predictions[predictions["split"] == "test"].drop(columns="split"), on=KEY)
     if test.empty:
         raise UserError(f"{paths.predictions(name)} holds no test prompts; rerun `dvc repro train@{name}`.")

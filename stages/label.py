@@ -4,7 +4,7 @@ import numpy as np
 from thinkcount.core import paths
 from thinkcount.core.jsonl import write_json, write_jsonl
 from thinkcount.data.features import frame_texts
-from thinkcount.data.frames import load_frame, mean_of_samples, restrict_models
+from thinkcount.data.frames import load_frame, mean_of_samples, require_target, restrict_models
 from thinkcount.data.records import KEY
 from thinkcount.methods.labels import make_labels
 from thinkcount.pipeline import stage
@@ -13,7 +13,8 @@ from thinkcount.pipeline import stage
 def main(params):
     name = stage.method_name(params)
     method = params["methods"][name]
-    frame = restrict_models(load_frame(method["variant"]), method.get("train_models"))
+    frame = require_target(load_frame(method["variant"]), method["target"])
+    frame = restrict_models(frame, method.get("train_models"))
     if params["train"]["sample_mean"]:
         frame[method["target"]] = mean_of_samples(frame, method["target"])
     labels, config = make_labels(frame, method, params["train"]["seed"], name, params["features"])

@@ -4,8 +4,8 @@ import pytest
 
 from thinkcount import UserError
 from thinkcount.data.features import frame_texts
-from thinkcount.data.frames import mean_of_samples, restrict_models
-from thinkcount.data.records import filter_variants, make_split
+from thinkcount.data.frames import mean_of_samples, require_target, restrict_models
+from thinkcount.data.records import compute_counts, filter_variants, make_split
 
 
 def frame(n=1000, seed=0):
@@ -103,3 +103,13 @@ def test_train_and_val_labels_are_the_mean_of_a_pair_s_samples_in_log_space_and_
     got = mean_of_samples(f, "counts").tolist()
     # exp(mean(log 2, log 16)) - 1 = sqrt(32) - 1; model b and the unknown model are pairs of their own.
     assert got == pytest.approx([32 ** 0.5 - 1, 32 ** 0.5 - 1, 8, 3, 1, 63])
+
+
+def test_the_reasoning_tokens_target_is_kept_per_record_and_refused_where_any_record_lacks_it():
+    records = [{"worker_id": 0, "sample_id": i, "instruction": "Count.", "input": "", "reasoning_tokens": tokens,
+                "content": "Wait, yes.</think>4"} for i, tokens in enumerate((120, 80, None))]
+    counts = compute_counts(records, ["Wait", "Hmm"])
+    assert counts["reasoning_tokens"].tolist()[:2] == [120, 80] and pd.isna(counts["reasoning_tokens"][2])
+    assert require_target(counts.iloc[:2], "reasoning_tokens") is not None
+    with pytest.raises(UserError, match="1 of 3 records have no reasoning_tokens"):
+        require_target(counts, "reasoning_tokens")

@@ -69,7 +69,14 @@ def test_each_seed_set_is_one_named_queued_experiment():
                                 "-S", "split.seed=3", "-S", "train.seed=3"]
 
 
-def test_each_method_is_compared_with_the_baseline_on_its_own_target(tmp_path):
-    for name, target in (("m01", "counts"), ("m11", "wait_counts")):
-        (tmp_path / f"{name}.json").write_text(json.dumps({"tau": 0.3, "target": target}))
-    assert references_by_target(tmp_path) == {"m01": "b_tfidf", "m11": "b_surface_wait"}
+def test_each_method_is_compared_with_the_baseline_the_comparison_chose_on_its_target(tmp_path):
+    rows = [{"method": "m01", "kind": None, "target": "counts", "vs_best_baseline": {"reference": "b_surface"}},
+            {"method": "m11", "kind": None, "target": "wait_counts",
+             "vs_best_baseline": {"reference": "b_surface_wait"}},
+            {"method": "m13_length", "kind": None, "target": "think_chars",
+             "vs_best_baseline": {"reference": "b_surface_length"}},
+            {"method": "b_tfidf", "kind": "tfidf", "target": "counts", "vs_best_baseline": {"reference": "b_surface"}},
+            {"method": "b_surface", "kind": "surface", "target": "counts", "vs_best_baseline": None}]
+    (tmp_path / "summary.json").write_text(json.dumps({"rows": rows}))
+    assert references_by_target(tmp_path / "summary.json") == {
+        "m01": "b_surface", "m11": "b_surface_wait", "m13_length": "b_surface_length"}

@@ -12,7 +12,8 @@ KEY = ["worker_id", "sample_id"]
 
 def compute_counts(records, keywords, case_sensitive=True, think_start="tag_or_start"):
     """One row per record: prompt text and its id, the model that answered (None when unknown), whether the
-    trace was cut at the token limit, counts, wait_counts and think_chars (the `counts` params' rules)."""
+    trace was cut at the token limit, counts, wait_counts, think_chars (the `counts` params' rules) and the
+    export's reasoning_tokens (None where it has none)."""
     keys, waits = keyword_pattern(keywords, case_sensitive), wait_pattern(case_sensitive)
     texts = [prompt_text(r["instruction"], r["input"]) for r in records]
     return pd.DataFrame({
@@ -25,6 +26,7 @@ def compute_counts(records, keywords, case_sensitive=True, think_start="tag_or_s
         "counts": [count_keywords(r["content"], keys) for r in records],
         "wait_counts": [count_waits(r["content"], think_start, waits) for r in records],
         "think_chars": [len(think_text(r["content"])) for r in records],
+        "reasoning_tokens": [r.get("reasoning_tokens") for r in records],
         "trace_chars": [len(r["content"]) for r in records],
     })
 

@@ -14,6 +14,7 @@ from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, mean_ab
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from thinkcount.data.frames import sample_pairs
 from thinkcount.data.records import KEY
 
 UNDEFINED = "undefined"
@@ -81,7 +82,7 @@ def sample_groups(test):
     """Each test row's (prompt, model) pair as an integer, or None for a frame without prompt ids."""
     if "prompt_id" not in test:
         return None
-    return pd.factorize(test["prompt_id"].astype(str) + "|" + test["model"].fillna("").astype(str))[0]
+    return pd.factorize(sample_pairs(test))[0]
 
 
 def held_out_samples(test, target):
@@ -107,11 +108,11 @@ def sample_ceiling(test, target, n_boot, seed):
             "kendall_tau_ci95": bootstrap_tau(others, y, n_boot, seed)}
 
 
-def tau_on_pairs(score, test, target):
-    """(tau on the held-out samples, tau of the pair-mean score against the pair-mean log1p target over every
-    (prompt, model) pair): a score judged on the ceiling's rows and against the mean of samples."""
+def tau_on_pairs(score, test, target, held):
+    """(tau on the held-out samples (held, from held_out_samples), tau of the pair-mean score against the
+    pair-mean log1p target over every (prompt, model) pair): a score judged on the ceiling's rows and against
+    the mean of samples."""
     groups, score = sample_groups(test), np.asarray(score, float)
-    held, _ = held_out_samples(test, target)
     sizes = np.bincount(groups)
     mean = lambda values: np.bincount(groups, values) / sizes  # noqa: E731
     return (kendall(score[held], test[target].to_numpy(float)[held]),

@@ -23,9 +23,6 @@ PREFIX = "seeds-"
 HEADLINE = paths.METHOD_METRICS + "/"
 # The baseline each method is compared with, by its target: does its lead survive a new seed? TF-IDF on the
 # methods' own rows for counts (in every sweep run so far); surface counts on the Wait methods' rows for wait_counts.
-REFERENCES = {"counts": "b_tfidf", "wait_counts": "b_surface_wait"}
-
-
 def queue_command(seed):
     settings = [arg for key in SEED_KEYS for arg in ("-S", f"{key}={seed}")]
     return ["dvc", "exp", "run", "--queue", "--name", f"{PREFIX}{seed}", *settings]
@@ -90,18 +87,19 @@ def best_first(rows):
     return sorted(rows, key=lambda r: (r["mean"] is None, -(r["mean"] or 0)))
 
 
-def references_by_target(folder=paths.METHOD_METRICS):
-    """{method: its reference baseline}, from the target in each workspace headline (counts when unknown)."""
-    return {path.stem: REFERENCES[json.loads(path.read_text()).get("target", "counts")]
-            for path in sorted(Path(folder).glob("*.json"))}
+def references_by_target(summary=paths.SUMMARY):
+    """{method: its reference}, as the workspace comparison chose it: the best baseline on the method's target."""
+    rows = json.loads(Path(summary).read_text())["rows"]
+    return {r["method"]: r["vs_best_baseline"]["reference"] for r in rows
+            if r.get("kind") is None and r.get("vs_best_baseline")}
 
 
 def differences(found, references):
-    """Per method: tau minus its reference's tau (references: {method: baseline}, b_tfidf when absent) in each
-    run (None where either is undefined), their mean and in how many runs the method was ahead."""
+    """Per method in references ({method: baseline}): tau minus its reference's tau in each run (None where
+    either is undefined), their mean and in how many runs the method was ahead."""
     rows = []
-    for method in sorted({m for _, _, t in found for m in t} - set(REFERENCES.values()) - set(references.values())):
-        reference = references.get(method, REFERENCES["counts"])
+    for method in sorted(m for m in references if any(m in t for _, _, t in found)):
+        reference = references[method]
         diffs = [None if t.get(method) is None or t.get(reference) is None else t[method] - t[reference]
                  for _, _, t in found]
         defined = [d for d in diffs if d is not None]

@@ -161,12 +161,16 @@ class Overrides(Strict):
     max_length: Optional[Annotated[StrictInt, Field(ge=2)]] = None
 
 
+# What a method or baseline ranks: keyword counts, "Wait" counts, or the trace's length in think characters or
+# in the export's reasoning tokens (every record must carry them).
+Target = Literal["counts", "wait_counts", "think_chars", "reasoning_tokens"]
+
 TASK_LOSSES = {"regression": ("mse",), "classification": ("ce", "weighted_ce"), "ranking": ("pairwise",)}
 
 
 class Method(Strict):
     variant: Literal["all", "clean", "wait_only"]
-    target: Literal["counts", "wait_counts", "think_chars"]
+    target: Target
     labels: Labels
     task: Literal["regression", "classification", "ranking"]
     loss: Literal["mse", "ce", "weighted_ce", "pairwise"]
@@ -195,7 +199,7 @@ class Baseline(Strict):
     alpha: Optional[Number] = None
     max_features: Optional[Positive] = None
     train_rows: Literal["budget", "all"] = "budget"
-    target: Literal["counts", "wait_counts", "think_chars"] = "counts"
+    target: Target = "counts"
     variant: Literal["all", "clean", "wait_only"] = "all"
 
     @model_validator(mode="after")
