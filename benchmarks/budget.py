@@ -17,7 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's library, whatever is installed
 
-from thinkcount.pipeline.config import load_params  # noqa: E402
+from thinkcount.pipeline.config import load_params, updated  # noqa: E402
 from thinkcount.data.frames import load_frame  # noqa: E402
 from thinkcount.evaluate.metrics import kendall  # noqa: E402
 from thinkcount.data.features import prepare_text  # noqa: E402
@@ -31,10 +31,10 @@ METHODS = ["m01_regress", "m03_equal_freq", "m05_bin_regress", "m06_weighted"]
 
 def val_tau(params, name, rows, epochs, batches):
     """(Kendall tau on the val prompts, training seconds) of one method under one setting."""
-    method = params["methods"][name]
-    frame = load_frame(method["variant"])
-    labels, config = make_labels(frame, method, params["train"]["seed"], name, params["features"])
-    params = {**params, "train": {**params["train"], "max_train_rows": rows, "epochs": epochs, "batches": batches}}
+    method = params.methods[name]
+    frame = load_frame(method.variant)
+    labels, config = make_labels(frame, method, params.train.seed, name, params.features)
+    params = updated(params, train={"max_train_rows": rows, "epochs": epochs, "batches": batches})
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         model, tokenizer, _, _, config = train_method(params, name, frame.assign(label=labels), config, tmp,
@@ -43,7 +43,7 @@ def val_tau(params, name, rows, epochs, batches):
     val = frame[frame["split"] == "val"]
     texts = [prepare_text(t, config.markers) for t in val["text"]]
     score = interpret(predict_raw(model, tokenizer, texts, config.max_length, 128), config)["score"]
-    return kendall(score, val[method["target"]].to_numpy(dtype=float)), seconds
+    return kendall(score, val[method.target].to_numpy(dtype=float)), seconds
 
 
 def main():

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's library, whatever is installed
 import corpus_memory  # noqa: E402
 import load_test  # noqa: E402
 from thinkcount.methods import modelfolder  # noqa: E402
-from thinkcount.pipeline.config import load_params  # noqa: E402
+from thinkcount.pipeline.config import load_params, updated  # noqa: E402
 from thinkcount.data.corpus import generate  # noqa: E402
 from thinkcount.data.records import compute_counts  # noqa: E402
 from thinkcount.methods.labels import make_labels  # noqa: E402
@@ -58,7 +58,7 @@ def machine():
 
 def corpus_frame(params, n, seed=0):
     records, _ = generate(n, seed)
-    frame = compute_counts(records, **params["counts"])
+    frame = compute_counts(records, params.counts.keywords, params.counts.case_sensitive, params.counts.think_start)
     frame["split"] = np.where(np.arange(n) % 10 == 0, "val", "train")
     frame["priority"] = np.arange(n)
     return frame
@@ -78,7 +78,7 @@ def deberta_base_shape(folder):
 
 def train_once(params, rows, folder):
     """Train METHOD through the entry point and save it with its label configuration and ONNX copies."""
-    labels, config = make_labels(rows, params["methods"][METHOD], params["train"]["seed"], METHOD)
+    labels, config = make_labels(rows, params.methods[METHOD], params.train.seed, METHOD)
     model, tokenizer, settings, history, config = train_method(params, METHOD, rows.assign(label=labels), config,
                                                                folder, progress=False)
     modelfolder.write_model(folder, model, tokenizer, config)
@@ -212,13 +212,13 @@ def main():
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         if args.model == "deberta-v3-base-shape":
-            params["encoders"][args.model] = {"source": deberta_base_shape(Path(tmp) / "deberta"), "batch_size": 32,
-                                              "learning_rate": 2e-5, "max_length": 128}
+            params = updated(params, encoders={args.model: {"source": deberta_base_shape(Path(tmp) / "deberta"),
+                                                            "batch_size": 32, "learning_rate": 2e-5, "max_length": 128}})
         if args.model:
-            params["model"] = args.model
+            params = updated(params, model=args.model)
         # Every generated train row is used, by the Trainer and the bare loop alike; one epoch each.
-        params["train"].update(epochs=1, max_train_rows=10 ** 9, max_val_rows=32,
-                               precision=args.precision if args.device == "cuda" else "fp32")
+        params = updated(params, train={"epochs": 1, "max_train_rows": 10 ** 9, "max_val_rows": 32,
+                                        "precision": args.precision if args.device == "cuda" else "fp32"})
         rows = corpus_frame(params, int(args.rows / 0.9) + 1)
         folder = Path(tmp) / "model"
         labels, settings, trainer_rate = train_once(params, rows, folder)
@@ -229,7 +229,7 @@ def main():
                    "serving": bench_serving(folder, list(rows["text"][:512]), device),
                    "service_load_test": load_test.measure(folder, list(rows["text"][:512])),
                    "corpus_stage_memory": corpus_memory.measure(100)}
-    key = f"{args.device} {params['model']} {args.precision}"
+    key = f"{args.device} {params.model} {args.precision}"
     saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     saved[key] = {"machine": machine(), "command": " ".join(sys.argv), "results": results}
     RESULTS.parent.mkdir(exist_ok=True)

@@ -13,20 +13,19 @@ from thinkcount.pipeline import stage
 
 def main(params):
     name = sys.argv[1]
-    spec = params["baselines"].get(name)
+    spec = params.baselines.get(name)
     if spec is None:
-        raise UserError(f"unknown baseline '{name}'; params.yaml defines {', '.join(params['baselines'])}.")
+        raise UserError(f"unknown baseline '{name}'; params.yaml defines {', '.join(params.baselines)}.")
     # Train on a variant's rows as the methods do (truncated traces are censored there); test on every prompt.
-    target = spec.get("target", "counts")
+    target = spec.target
     frame = require_target(load_frame(), target)
-    train = variant_rows(frame, spec.get("variant", "all"))
+    train = variant_rows(frame, spec.variant)
     train, test = train[train["split"] == "train"], frame[frame["split"] == "test"].reset_index(drop=True)
-    if spec.get("train_rows", "budget") == "budget":
-        train = within_budget(train, params["train"]["max_train_rows"])
-    result = {"method": name, "kind": spec["kind"], "task": "baseline", "target": target,
-              "train_rows": None if spec["kind"] == "oracle" else len(train),
-              "train_rows_rule": spec.get("train_rows", "budget")}
-    if spec["kind"] == "oracle":
+    if spec.train_rows == "budget":
+        train = within_budget(train, params.train.max_train_rows)
+    result = {"method": name, "kind": spec.kind, "task": "baseline", "target": target,
+              "train_rows": None if spec.kind == "oracle" else len(train), "train_rows_rule": spec.train_rows}
+    if spec.kind == "oracle":
         oracle = load_jsonl(paths.ORACLE)
         if not oracle:
             write_json(paths.eval_metrics(name), {**result, "available": False})
@@ -35,10 +34,10 @@ def main(params):
             return
         score, expected = oracle_scores(test, oracle)
     else:
-        score, expected = baseline_scores(spec, train, test, (params["model"], params["encoders"][params["model"]]))
-    ev = params["evaluate"]
-    result["yardstick"] = yardstick_both(score, expected, test, target, params["filter"]["max_counts"],
-                                         ev["bootstrap"], ev["seed"])
+        score, expected = baseline_scores(spec, train, test, (params.model, params.encoders[params.model]))
+    ev = params.evaluate
+    result["yardstick"] = yardstick_both(score, expected, test, target, params.filter.max_counts, ev.bootstrap,
+                                         ev.seed)
     predictions = test[KEY + ["split"]].assign(score=score, expected_counts=expected)
     write_jsonl(paths.predictions(name), predictions.to_dict("records"))
     write_json(paths.eval_metrics(name), result)

@@ -13,13 +13,13 @@ COMMANDS = {"sample": "make run (dvc repro)", "real": "make real"}  # what repro
 
 
 def main(params):
-    names = list(params["methods"]) + list(params["baselines"])
-    rows = summary_rows([read_json(paths.eval_metrics(name)) for name in names], params["reference"])
+    names = list(params.methods) + list(params.baselines)
+    rows = summary_rows([read_json(paths.eval_metrics(name)) for name in names], params.reference)
     test, scores = test_scores([r["method"] for r in rows], load_frame())
-    ev = params["evaluate"]
+    ev = params.evaluate
     rows = add_families(add_paired_differences(rows, scores, test, ev), scores, test, ev)
     rows, ceilings = add_sample_ceiling(rows, scores, test, ev)
-    rows, served = add_serving(rows, scores, test, params["serving"])
+    rows, served = add_serving(rows, scores, test, params.serving)
     for row in rows:
         write_json(paths.method_metrics(row['method']), headline(row))
     write_json(paths.SUMMARY, {"rows": rows, "sample_ceiling": ceilings})
@@ -27,8 +27,8 @@ def main(params):
     write_json(paths.SERVING, served)
     write_json(paths.SERVING_PLOT, serving_plot_rows(served))
     for curve in ("eval/loss", "train/loss"):
-        write_json(paths.curve_plot(curve), training_curves(params["methods"], curve))
-    write_text(paths.COMPARISON, markdown(rows, COMMANDS.get(params["data"]["source"], "dvc repro"), served, ceilings))
+        write_json(paths.curve_plot(curve), training_curves(params.methods, curve))
+    write_text(paths.COMPARISON, markdown(rows, COMMANDS.get(params.data.source, "dvc repro"), served, ceilings))
     tau_chart(rows, paths.TAU_PNG)
     serving_chart(served, rows, paths.SERVING_PNG)
     for r in rows:

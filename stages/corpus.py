@@ -8,22 +8,23 @@ from thinkcount.pipeline import stage
 
 
 def main(params):
-    data = params["data"]
-    if data["source"] == "sample":
-        records, oracle = corpus.generate(data["sample_size"], data["seed"], workers=data["sample_workers"])
+    data, counting = params.data, params.counts
+    if data.source == "sample":
+        records, oracle = corpus.generate(data.sample_size, data.seed, workers=data.sample_workers)
+        counts = compute_counts(records, counting.keywords, counting.case_sensitive, counting.think_start)
         report = {"source": "sample", "rows_read": len(records), "rows_valid": len(records), "invalid": {},
-                  "oracle_kendall_tau": oracle_tau(compute_counts(records, **params["counts"]), oracle)}
-    elif data["source"] == "real":
+                  "oracle_kendall_tau": oracle_tau(counts, oracle)}
+    elif data.source == "real":
         (records, report), oracle = real_corpus(), []
         if report["files_off_manifest"]:
             print(f"warning: files whose records differ from the listed traces: {report['files_off_manifest']}")
     else:
-        records, problems, rows, notes = corpus.validate_records(data["source"])
+        records, problems, rows, notes = corpus.validate_records(data.source)
         oracle = []  # real data has no generator to ask
-        report = {"source": data["source"], "rows_read": rows, "rows_valid": len(records),
+        report = {"source": data.source, "rows_read": rows, "rows_valid": len(records),
                   "invalid": problems.by_reason, "notes": notes, "oracle_kendall_tau": None}
         if problems.total:
-            print(f"warning: {data['source']}: skipped {problems.total} invalid records: {problems.summary()}")
+            print(f"warning: {data.source}: skipped {problems.total} invalid records: {problems.summary()}")
     report.update(corpus.prompt_stats(records, oracle))
     write_jsonl(paths.CORPUS, records)
     write_jsonl(paths.ORACLE, oracle)

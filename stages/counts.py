@@ -7,8 +7,9 @@ from thinkcount.pipeline import stage
 
 def main(params):
     records = load_jsonl(paths.CORPUS)
-    counts = compute_counts(records, **params["counts"])
-    report, warning = counts_report(records, counts, params["counts"]["think_start"])
+    counting = params.counts
+    counts = compute_counts(records, counting.keywords, counting.case_sensitive, counting.think_start)
+    report, warning = counts_report(records, counts, counting.think_start)
     if warning:
         print(f"warning: {warning}")
     write_jsonl(paths.COUNTS, counts.to_dict("records"))

@@ -14,16 +14,16 @@ from thinkcount.pipeline import stage
 
 def main(params):
     name = stage.method_name(params)
-    method = params["methods"][name]
+    method = params.methods[name]
     config = LabelConfig.from_dict(read_json(f"{paths.model(name)}/{LABEL_CONFIG}"))
     predictions = pd.DataFrame(load_jsonl(paths.predictions(name)))
-    frame = require_target(load_frame(), method["target"])
+    frame = require_target(load_frame(), method.target)
     test = frame.merge(predictions[predictions["split"] == "test"].drop(columns="split"), on=KEY)
     if test.empty:
         raise UserError(f"{paths.predictions(name)} holds no test prompts; rerun `dvc repro train@{name}`.")
     labels = pd.DataFrame(load_jsonl(paths.labels(name)))
-    result, plot = evaluate_method(method, config, test, labels, frame, params["evaluate"],
-                                   params["filter"]["max_counts"], params["train"]["seed"])
+    result, plot = evaluate_method(method, config, test, labels, frame, params.evaluate, params.filter.max_counts,
+                                   params.train.seed)
     trained = read_json(paths.train_metrics(name))
     result = {"method": name, "encoder": trained["model"], "train_rows": trained["train_rows"], **result}
     write_json(paths.eval_metrics(name), result)

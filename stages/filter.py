@@ -9,7 +9,10 @@ from thinkcount.pipeline import stage
 
 def main(params):
     counts = pd.DataFrame(load_jsonl(paths.COUNTS))
-    for name, (kept, report) in filter_variants(counts, **params["filter"]).items():
+    rules = params.filter
+    variants = filter_variants(counts, rules.max_counts, rules.long_think_chars, rules.max_long_waits,
+                               rules.keep_truncated)
+    for name, (kept, report) in variants.items():
         write_jsonl(paths.variant(name), kept[KEY].to_dict("records"))
         write_json(paths.data_metrics(name), report)
         print(f"filter {name}: kept {report['rows_kept']} of {report['rows_in']}")

@@ -12,12 +12,12 @@ from thinkcount.pipeline import stage
 
 def main(params):
     name = stage.method_name(params)
-    method = params["methods"][name]
-    frame = require_target(load_frame(method["variant"]), method["target"])
-    frame = restrict_models(frame, method.get("train_models"))
-    if params["train"]["sample_mean"]:
-        frame[method["target"]] = mean_of_samples(frame, method["target"])
-    labels, config = make_labels(frame, method, params["train"]["seed"], name, params["features"])
+    method = params.methods[name]
+    frame = require_target(load_frame(method.variant), method.target)
+    frame = restrict_models(frame, method.train_models)
+    if params.train.sample_mean:
+        frame[method.target] = mean_of_samples(frame, method.target)
+    labels, config = make_labels(frame, method, params.train.seed, name, params.features)
     frame["label"], frame["text"] = labels, frame_texts(frame, config.model_token)
     columns = KEY + ["split", "priority", "text", "label"]
     write_jsonl(paths.labels(name), frame[columns].to_dict("records"))

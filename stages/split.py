@@ -9,7 +9,8 @@ from thinkcount.pipeline import stage
 
 def main(params):
     counts = pd.DataFrame(load_jsonl(paths.COUNTS))
-    split = make_split(counts, **params["split"])
+    rule = params.split
+    split = make_split(counts, rule.seed, rule.val_fraction, rule.test_fraction, rule.strata)
     write_jsonl(paths.SPLIT, split.to_dict("records"))
     sizes = split["split"].value_counts().to_dict()
     prompts = counts["prompt_id"].groupby(split["split"]).nunique().to_dict()

@@ -25,7 +25,7 @@ def main(params):
     final = paths.model(name)
     if "LOCAL_RANK" not in os.environ:  # before torchrun starts the ranks that write into it
         modelfolder.clear_partial(final)
-    command = launch_command(params["train"], name)
+    command = launch_command(params.train, name)
     if command:
         os.execv(command[0], command)
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -41,24 +41,24 @@ def main(params):
     if not is_main:
         return
     modelfolder.write_model(out_dir, model, tokenizer, label_config)
-    export(model, tokenizer, out_dir, int8=params["train"]["int8"])
+    export(model, tokenizer, out_dir, int8=params.train.int8)
 
     prompts = load_frame()
     prompts = prompts[prompts["split"].isin(["val", "test"])].reset_index(drop=True)
     markers = label_config.markers
     texts = [prepare_text(t, markers) for t in frame_texts(prompts, label_config.model_token)]
     raw = predict_raw(model.to(best_device()), tokenizer, texts, settings["max_length"],
-                      params["train"]["eval_batch_size"], progress=True)
+                      params.train.eval_batch_size, progress=True)
     predictions = [{**row, **pred} for row, pred in zip(prompts[KEY + ["split"]].to_dict("records"),
                                                          prediction_records(raw, label_config))]
     write_jsonl(paths.predictions(name), predictions)
     summary = {"model": settings["model"], "train_rows": history[0]["train_rows"], "train_seconds": round(seconds, 1),
                "phases": history}
-    if params["train"]["int8"]:
+    if params.train.int8:
         test_texts = [t for t, split in zip(texts, prompts["split"]) if split == "test"]
         summary["int8_kendall_tau_vs_fp32"] = int8_agreement(out_dir, tokenizer, test_texts, label_config)
     write_json(paths.train_metrics(name), summary)
-    write_model_card(out_dir, name, params["methods"][name], settings, summary, label_config)
+    write_model_card(out_dir, name, params.methods[name], settings, summary, label_config)
     modelfolder.seal(out_dir, name, label_config)
     modelfolder.publish(out_dir, final)
     print(f"train {name}: {summary}")

@@ -1,5 +1,4 @@
 import ast
-import copy
 import json
 import os
 import subprocess
@@ -48,13 +47,19 @@ def imported_modules(path):
 
 @pytest.fixture(scope="session")
 def params():
+    """The project's params.yaml, typed as the stages read it."""
     from thinkcount.pipeline.config import load_params
     return load_params(ROOT / "params.yaml")
 
 
+def params_mapping():
+    """A fresh copy of the project's params.yaml as a plain mapping, for a test that writes a changed copy."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
 @pytest.fixture(scope="session")
 def keywords(params):
-    return params["counts"]["keywords"]
+    return params.counts.keywords
 
 
 def minilm_tokenizer_path():
@@ -85,12 +90,11 @@ def tiny_encoders(tmp_path_factory):
 
 def tiny_params(params, encoders, **train):
     """Project params with tiny encoders registered and small training sizes."""
-    p = copy.deepcopy(params)
-    for family, path in encoders.items():
-        p["encoders"][f"tiny-{family}"] = {"source": path, "batch_size": 8, "learning_rate": 1e-3, "max_length": 32}
-    p["model"] = f"tiny-{next(iter(encoders))}"
-    p["train"].update({"epochs": 1, "max_train_rows": 48, "max_val_rows": 16, "eval_batch_size": 16, **train})
-    return p
+    from thinkcount.pipeline.config import updated
+    tiny = {f"tiny-{family}": {"source": path, "batch_size": 8, "learning_rate": 1e-3, "max_length": 32}
+            for family, path in encoders.items()}
+    return updated(params, encoders=tiny, model=f"tiny-{next(iter(encoders))}",
+                   train={"epochs": 1, "max_train_rows": 48, "max_val_rows": 16, "eval_batch_size": 16, **train})
 
 
 def run_stage(stage, cwd, *args):
@@ -121,7 +125,7 @@ def tiny_rows(n=64, seed=0):
 
 def labelled(params, name, rows):
     from thinkcount.methods.labels import make_labels
-    labels, config = make_labels(rows, params["methods"][name], 0, name, params["features"])
+    labels, config = make_labels(rows, params.methods[name], 0, name, params.features)
     return rows.assign(label=labels), config
 
 

@@ -8,6 +8,7 @@ from thinkcount.data.records import make_split, within_budget
 from thinkcount.evaluate.comparison import add_paired_differences, add_sample_ceiling, best
 from thinkcount.evaluate.metrics import UNDEFINED, holm, paired_differences, sample_ceiling
 from thinkcount.methods.training import train_val_rows
+from thinkcount.pipeline.config import Evaluate
 
 
 def test_paired_verdicts_on_known_orderings():
@@ -49,7 +50,7 @@ def test_every_method_and_baseline_under_the_budget_trains_on_the_same_rows():
     counts = pd.DataFrame({"worker_id": 0, "sample_id": np.arange(400), "counts": rng.integers(1, 90, 400)})
     frame = counts.merge(make_split(counts, 7, 0.1, 0.1, 5), on=["worker_id", "sample_id"])
     frame["text"], frame["label"] = "a prompt", 0.0
-    method_rows, _ = train_val_rows(frame, {"max_train_rows": 50}, {"max_val_rows": 20}, "m")
+    method_rows, _ = train_val_rows(frame, {"max_train_rows": 50}, 20, "m")
     baseline_rows = within_budget(frame[frame["split"] == "train"], 50)
     keys = lambda f: sorted(f["sample_id"])  # noqa: E731
     assert keys(method_rows) == keys(baseline_rows) and len(method_rows) == 50
@@ -83,7 +84,7 @@ def test_each_target_has_its_own_reference_baseline():
     rows = [row("b_c", 0.3, "baseline"), row("b_w", 0.1, "baseline", target="wait_counts"), row("m01", 0.2),
             row("m11", 0.4, target="wait_counts"), row("m12", 0.3, target="wait_counts")]
     scores = {r["method"]: rng.normal(size=120) for r in rows}
-    out = {r["method"]: r for r in add_paired_differences(rows, scores, test, {"bootstrap": 50, "seed": 0})}
+    out = {r["method"]: r for r in add_paired_differences(rows, scores, test, Evaluate(bootstrap=50, seed=0))}
     assert out["m01"]["vs_best_baseline"]["reference"] == "b_c"
     assert out["m11"]["vs_best_baseline"]["reference"] == out["m12"]["vs_best_baseline"]["reference"] == "b_w"
     assert out["m12"]["vs_best_method"]["reference"] == "m11" and "vs_best_method" not in out["m11"]
@@ -112,7 +113,7 @@ def test_a_score_equal_to_the_true_effort_nears_the_ceiling_and_is_judged_on_its
     test = repeated(80, 3, 0.8, seed=3)
     rows = [row("effort", 0.0), row("noise", 0.0)]
     scores = {"effort": test["effort"].to_numpy(), "noise": np.random.default_rng(0).normal(size=len(test))}
-    rows, ceilings = add_sample_ceiling(rows, scores, test, {"bootstrap": 100, "seed": 0})
+    rows, ceilings = add_sample_ceiling(rows, scores, test, Evaluate(bootstrap=100, seed=0))
     effort, noise = rows
     # The true effort ranks held-out samples at least about as well as the mean of two other noisy samples.
     assert effort["share_of_ceiling"] > 0.9 and abs(noise["share_of_ceiling"]) < 0.3

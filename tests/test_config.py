@@ -1,9 +1,7 @@
-import copy
-
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, params_mapping
 from thinkcount import UserError
 from thinkcount.pipeline.config import key_help, load_params
 
@@ -15,8 +13,8 @@ def write(tmp_path, params):
 
 
 def test_project_params_are_valid(params):
-    assert params["model"] in params["encoders"]
-    assert set(params["reference"]) <= set(params["methods"])  # the reference column names methods only
+    assert params.model in params.encoders
+    assert set(params.reference) <= set(params.methods)  # the reference column names methods only
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -44,8 +42,8 @@ def test_project_params_are_valid(params):
     (lambda p: p["baselines"]["b_surface"].update(target="tokens"), "'baselines.b_surface.target' must be one of"),
     (lambda p: p["baselines"]["b_tfidf"].pop("alpha"), "'baselines.b_tfidf' needs alpha and max_features"),
 ])
-def test_a_bad_key_stops_with_one_sentence_naming_it(tmp_path, params, edit, message):
-    bad = copy.deepcopy(params)
+def test_a_bad_key_stops_with_one_sentence_naming_it(tmp_path, edit, message):
+    bad = params_mapping()
     edit(bad)
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
         load_params(write(tmp_path, bad))

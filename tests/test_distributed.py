@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_json, run_stage, write_params
+from conftest import params_mapping, read_json, run_stage, write_params
 from thinkcount import UserError
 from thinkcount.methods.launch import check_precision, launch_command
 
@@ -16,9 +16,9 @@ METHOD = "m05_bin_regress"
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, params, tiny_encoders):
+def workspace(tmp_path_factory, tiny_encoders):
     work = tmp_path_factory.mktemp("ddp")
-    p = copy.deepcopy(params)
+    p = params_mapping()
     p["data"]["sample_size"] = 200
     p["encoders"]["tiny"] = {"source": tiny_encoders["bert"], "batch_size": 8, "learning_rate": 1e-3,
                              "max_length": 32}
@@ -71,20 +71,20 @@ def test_launch_requests_the_hardware_cannot_meet_stop_with_one_sentence(params,
     if torch.cuda.is_available():
         pytest.skip("these requests are impossible only without a GPU")
     with pytest.raises(UserError, match=message):
-        launch_command({**params["train"], **train}, METHOD)
+        launch_command(params.train.model_copy(update=train), METHOD)
 
 
 def test_launch_command_runs_this_interpreter_and_this_workspace_module(params, monkeypatch):
     import sys
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    assert launch_command(params["train"], METHOD) is None
-    command = launch_command({**params["train"], "processes": 2, "device": "cpu"}, METHOD)
+    assert launch_command(params.train, METHOD) is None
+    command = launch_command(params.train.model_copy(update={"processes": 2, "device": "cpu"}), METHOD)
     assert command == [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                        "-m", "stages.train", METHOD]
     monkeypatch.setenv("SLURM_JOB_ID", "1")
     monkeypatch.setenv("PATH", str(Path(__file__).parent / "bin"))  # a stand-in srun
-    command = launch_command({**params["train"], "processes": 2, "device": "cpu", "nodes": 2,
-                              "rdzv_endpoint": "head:29500"}, METHOD)
+    command = launch_command(params.train.model_copy(update={"processes": 2, "device": "cpu", "nodes": 2,
+                                                             "rdzv_endpoint": "head:29500"}), METHOD)
     assert command[1:3] == ["--nodes=2", "--ntasks-per-node=1"] and command[-6:] == [
         "--nnodes=2", "--rdzv-backend=c10d", "--rdzv-endpoint=head:29500", "-m", "stages.train", METHOD]
 

@@ -1,6 +1,5 @@
 """The seed's prompt features, pinned on hand-made prompts (../shared/seed_reported.yaml, seed_features):
 lower-cased instruction + input, plain substrings, quirks included."""
-import copy
 import json
 
 import pytest
@@ -40,22 +39,20 @@ def test_seed_features_and_markers_on_hand_made_prompts(params, prompt, row, m08
 
 
 def test_whole_word_matching_is_one_line_away(params):
-    spec = copy.deepcopy(params["features"]["seed_m08_markers"])
-    spec["match"] = "word"
+    spec = {**params.features["seed_m08_markers"].model_dump(), "match": "word"}
     words = FeatureSet.from_dict("words", spec)
     assert words.markers("Show me the way.") == ["[SHORT]"]
     assert words.markers("Is it different? And if not?") == ["[SHORT]", "[CONDITIONAL]", "[MULTI_Q]"]
 
 
 def test_default_methods_use_the_seed_feature_sets(params):
-    methods = params["methods"]
-    assert methods["m08_markers"]["markers"] == "seed_m08_markers"
-    assert methods["m10_kmeans_clean"]["markers"] == "seed_m10_markers"
-    assert methods["m09_kmeans"]["labels"]["features"] == methods["m10_kmeans_clean"]["labels"]["features"] \
-        == "seed_kmeans"
+    methods = params.methods
+    assert methods["m08_markers"].markers == "seed_m08_markers"
+    assert methods["m10_kmeans_clean"].markers == "seed_m10_markers"
+    assert methods["m09_kmeans"].labels.features == methods["m10_kmeans_clean"].labels.features == "seed_kmeans"
     for name in ("m09_kmeans", "m10_kmeans_clean"):
-        labels = methods[name]["labels"]
-        assert (labels["restarts"], labels["final_restarts"], labels["silhouette_sample"]) == (20, 30, None)
+        labels = methods[name].labels
+        assert (labels.restarts, labels.final_restarts, labels.silhouette_sample) == (20, 30, None)
 
 
 def test_a_saved_marker_set_prepares_text_as_training_did(params):
@@ -74,7 +71,7 @@ SEED_FILE = ROOT.parent / "shared" / "seed_reported.yaml"
 def test_reference_column_and_seed_profile_follow_the_seed_report(params):
     seed = yaml.safe_load(SEED_FILE.read_text())
     reported = {m: v["reported"] for m, v in seed.items() if m.startswith("m") and "reported" in v}
-    assert params["reference"] == reported and len(reported) == 12
+    assert params.reference == reported and len(reported) == 12
     profile = yaml.safe_load((ROOT / "profiles/seed.yaml").read_text())["methods"]
     for method, entry in reported.items():
         overrides = profile[method]["overrides"]
@@ -98,10 +95,10 @@ def test_profile_becomes_dvc_set_arguments_and_names_a_missing_encoder(tmp_path,
 def test_the_real_profile_is_valid_and_runs_offline_on_the_default_encoder():
     from thinkcount.ops.profile import check_profile
     params = check_profile(ROOT / "params.yaml", yaml.safe_load((ROOT / "profiles/real.yaml").read_text()))
-    assert params["data"]["source"] == "real" and params["model"] == "minilm-l6"
-    methods = params["methods"]
-    assert methods["m13_model"]["model_token"] and methods["m13_length"]["target"] == "think_chars"
+    assert params.data.source == "real" and params.model == "minilm-l6"
+    methods = params.methods
+    assert methods["m13_model"].model_token and methods["m13_length"].target == "think_chars"
     # The transfer rows train on the two families the comparison reports.
-    families = params["evaluate"]["families"]
-    assert {methods["m13_on_r1"]["train_models"], methods["m13_on_qwen3"]["train_models"]} \
+    families = params.evaluate.families
+    assert {methods["m13_on_r1"].train_models, methods["m13_on_qwen3"].train_models} \
         == {families["deepseek_r1"], families["qwen3"]}

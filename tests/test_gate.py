@@ -83,7 +83,7 @@ def noise_run(root, floors, seed=0):
 
 def test_the_committed_floors_fail_every_method_on_noise_scores(tmp_path, params):
     floors = json.loads((ROOT / "metrics/ci_floor.json").read_text())
-    assert set(floors["floors"]) == set(params["methods"]) | set(params["baselines"])  # every row has a floor entry
+    assert set(floors["floors"]) == set(params.methods) | set(params.baselines)  # every row has a floor entry
     # The one row gated on nothing: the first-word control, at chance on the CI profile by design.
     unguarded = {n for n, d in floors["by_design"].items() if not d.get("ranks", True) and not d["metrics"]}
     assert unguarded == {"b_first_word"}

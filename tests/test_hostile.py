@@ -13,7 +13,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import ROOT, run_stage, write_params
+from conftest import ROOT, params_mapping, run_stage, write_params
 from thinkcount.core.jsonl import write_jsonl
 from thinkcount.data.corpus import validate_records
 from thinkcount.ops.gate import check
@@ -32,17 +32,17 @@ HOSTILE_NAMES = [("methods", "x; touch {marker}"), ("methods", "../../victim"), 
                  ("encoders", "../enc"), ("features", "-rf")]
 
 
-def hostile_params(params, collection, name):
-    p = yaml.safe_load(yaml.safe_dump(params))
+def hostile_params(collection, name):
+    p = params_mapping()
     first = next(iter(p[collection]))
     p[collection][name] = p[collection][first]
     return p
 
 
 @pytest.mark.parametrize("collection, template", HOSTILE_NAMES)
-def test_check_refuses_a_name_that_could_reach_a_shell_or_a_path(tmp_path, params, collection, template):
+def test_check_refuses_a_name_that_could_reach_a_shell_or_a_path(tmp_path, collection, template):
     name = template.format(marker=tmp_path / "owned")
-    write_params(tmp_path, hostile_params(params, collection, name))
+    write_params(tmp_path, hostile_params(collection, name))
     proc = subprocess.run([sys.executable, "-m", "thinkcount", "check"], cwd=tmp_path, env=PYTHON_ENV,
                           capture_output=True, text=True)
     assert proc.returncode == 1
@@ -50,7 +50,7 @@ def test_check_refuses_a_name_that_could_reach_a_shell_or_a_path(tmp_path, param
 
 
 @pytest.mark.parametrize("template", ["x; touch {marker}", "../../victim"])
-def test_make_run_stops_before_dvc_renders_a_hostile_method_name(tmp_path, params, template):
+def test_make_run_stops_before_dvc_renders_a_hostile_method_name(tmp_path, template):
     """`make run` as the README gives it: the check fails, so DVC never runs a command or deletes an out."""
     work = tmp_path / "repo" / "sub"
     victim = tmp_path / "victim"
@@ -58,7 +58,7 @@ def test_make_run_stops_before_dvc_renders_a_hostile_method_name(tmp_path, param
     work.mkdir(parents=True)
     for name in ("Makefile", "dvc.yaml", "requirements.txt", "pyproject.toml"):
         shutil.copy(ROOT / name, work / name)
-    write_params(work, hostile_params(params, "methods", template.format(marker=tmp_path / "owned")))
+    write_params(work, hostile_params("methods", template.format(marker=tmp_path / "owned")))
     proc = subprocess.run(["make", "-o", ".venv/.installed", "run"], cwd=work, env=PYTHON_ENV, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0 and "is not allowed" in proc.stderr
@@ -120,12 +120,12 @@ def test_readers_keep_every_good_record_and_count_each_bad_one(tmp_path, name, c
     assert rows == len(kept) + found.total
 
 
-def test_the_corpus_stage_counts_a_lone_surrogate_and_writes_valid_utf8(tmp_path, params):
+def test_the_corpus_stage_counts_a_lone_surrogate_and_writes_valid_utf8(tmp_path):
     (tmp_path / "data/external").mkdir(parents=True)
     good = [json.dumps(rec(i, content="Okay. Wait.</think>A.")) for i in range(120)]
     good[7] = '{"worker_id": 0, "sample_id": 7, "instruction": "x", "content": "\\udfff</think>"}'
     (tmp_path / "data/external/c.jsonl").write_text("\n".join(good) + "\n")
-    p = yaml.safe_load(yaml.safe_dump(params))
+    p = params_mapping()
     p["data"]["source"] = "data/external/c.jsonl"
     write_params(tmp_path, p)
     proc = run_stage("corpus", tmp_path)

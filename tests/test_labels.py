@@ -8,6 +8,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from thinkcount.methods.labelconfig import LabelConfig
 from thinkcount.methods.labels import assign_bins, class_weights, make_labels, merge_empty_bins
+from thinkcount.pipeline.config import Method
 
 KMEANS = {"restarts": 10, "final_restarts": 10, "silhouette_sample": None}
 
@@ -24,7 +25,9 @@ def frame(counts, split=None, texts=None):
 def method(scheme, task="classification", target="counts", **labels):
     if scheme == "kmeans":
         labels["features"] = "seed_kmeans"
-    return {"variant": "all", "target": target, "task": task, "loss": "ce", "labels": {"scheme": scheme, **labels}}
+    loss = {"classification": "ce", "regression": "mse", "ranking": "pairwise"}[task]
+    return Method.model_validate({"variant": "all", "target": target, "task": task, "loss": loss,
+                                  "labels": {"scheme": scheme, **labels}})
 
 
 def test_assign_bins_follows_pd_cut_and_clips_outside_values():
@@ -88,7 +91,7 @@ def test_kmeans_labels_are_ordered_by_mean_counts_and_config_is_saved(params):
     texts = (["Why does it rain? And how? " * 3] * 60 + ["List three fruits."] * 60
              + ["Explain how engines work in detail please."] * 60)
     labels, config = make_labels(frame(counts, texts=texts), method("kmeans", k_min=3, k_max=3, **KMEANS), 0,
-                                 feature_sets=params["features"])
+                                 feature_sets=params.features)
     means = [counts[labels == k].mean() for k in range(3)]
     assert means == sorted(means)
     assert [s["counts"]["mean"] for s in config.label_stats] == pytest.approx(means)
@@ -102,7 +105,7 @@ def test_kmeans_chooses_k_by_silhouette_and_balance(params):
     counts = np.concatenate([rng.normal(c, 1, 50) for c in (5, 50, 100, 150)]).clip(1)
     labels, config = make_labels(frame(counts, texts=["Same prompt."] * 200),
                                  method("kmeans", k_min=2, k_max=6, **KMEANS), 0,
-                                 feature_sets=params["features"])
+                                 feature_sets=params.features)
     scores = {c["k"]: c["score"] for c in config.candidates}
     assert config.k == max(scores, key=scores.get) == 4
     assert len(set(labels)) == 4

@@ -9,6 +9,7 @@ from thinkcount.data.features import feature_set, prepare_text
 from thinkcount.methods.inference import predict_raw, prediction_records
 from thinkcount.methods.models import ComplexityModel, build_model, encoder_layers, resolve_source
 from thinkcount.methods.training import EncodedDataset, make_loss, make_trainer, method_settings, train_method
+from thinkcount.pipeline.config import updated
 
 FAMILIES = ["bert", "roberta", "deberta-v2"]
 
@@ -90,17 +91,17 @@ def test_every_task_trains_learns_and_predicts_counts(tmp_path, params, tiny_enc
     p = tiny_params(params, {"bert": tiny_encoders["bert"]}, epochs=6)
     rows, labelled_config = labelled(p, name, tiny_rows(128))
     model, tokenizer, _, _, config = train_method(p, name, rows, labelled_config, tmp_path, progress=False)
-    task = p["methods"][name]["task"]
+    task = p.methods[name].task
     assert labelled_config.max_length is None and config.max_length == 32  # training returns a completed copy
     assert (config.scale is not None, config.calibration is not None) == (task == "regression", task == "ranking")
     val = rows[rows["split"] == "val"]
     records = prediction_records(predict_raw(model, tokenizer, list(val["text"]), 32), config)
     scores = np.array([r["score"] for r in records])
-    target = val[p["methods"][name]["target"]].to_numpy()
+    target = val[p.methods[name].target].to_numpy()
     # The two prompt types differ a lot in counts: any working model separates them.
     assert scores[target > np.median(target)].mean() > scores[target <= np.median(target)].mean()
     assert all(r["expected_counts"] > 0 for r in records)
-    if p["methods"][name]["task"] == "classification":
+    if task == "classification":
         assert all(len(r["probs"]) == config.n_labels and abs(sum(r["probs"]) - 1) < 1e-4 for r in records)
 
 
@@ -129,7 +130,8 @@ def test_pairwise_loss_prefers_correct_order():
 
 def test_method_settings_apply_overrides(params, tiny_encoders):
     p = tiny_params(params, {"bert": tiny_encoders["bert"], "roberta": tiny_encoders["roberta"]})
-    p["methods"]["m07_custom_head"]["overrides"] = {"model": "tiny-roberta", "batch_size": 4, "epochs": 5}
+    p = updated(p, methods={"m07_custom_head": {**p.methods["m07_custom_head"].model_dump(),
+                                                "overrides": {"model": "tiny-roberta", "batch_size": 4, "epochs": 5}}})
     s = method_settings(p, "m07_custom_head")
     assert (s["model"], s["batch_size"], s["epochs"]) == ("tiny-roberta", 4, 5)
     assert method_settings(p, "m01_regress")["model"] == "tiny-bert"
@@ -154,7 +156,7 @@ def test_ranking_batches_mix_prompt_lengths(tmp_path, params, tiny_encoders, tas
     data = EncodedDataset(tokenizer, texts, np.zeros(400, dtype=np.float32), 32)
     settings = {"batch_size": 8, "grad_accum": 1}
     trainer = make_trainer(model, tokenizer, (data, data), make_loss(task, loss, None), settings,
-                           {**params["train"], "batches": batches}, "cpu", task, (1e-3, 1), tmp_path, False)
+                           params.train.model_copy(update={"batches": batches}), "cpu", task, (1e-3, 1), tmp_path, False)
     lengths = [set(batch["attention_mask"].sum(1).tolist()) for batch in trainer.get_train_dataloader()]
     share_mixed = np.mean([len(s) > 1 for s in lengths])
     assert share_mixed >= 0.9 if mixed else share_mixed <= 0.25
@@ -169,7 +171,7 @@ def test_warmup_ratio_is_a_share_of_the_optimizer_steps(tmp_path, params, tiny_e
     model, tokenizer = build_model(tiny_encoders["bert"], 1)
     data = EncodedDataset(tokenizer, ["a prompt"] * 8, np.zeros(8, dtype=np.float32), 32)
     trainer = make_trainer(model, tokenizer, (data, data), make_loss("regression", "mse", None),
-                           {"batch_size": 8, "grad_accum": 1}, {**params["train"], "warmup_ratio": ratio}, "cpu",
+                           {"batch_size": 8, "grad_accum": 1}, params.train.model_copy(update={"warmup_ratio": ratio}), "cpu",
                            "regression", (1e-3, 1), tmp_path, False)
     trainer.create_optimizer_and_scheduler(num_training_steps=10)
     schedule = trainer.lr_scheduler.lr_lambdas[0]

@@ -1,6 +1,5 @@
 """Real exports and hostile input: every case is either kept (with a count in the report) or stops
 with one sentence. One table per layer: ingestion, counting, split, labels, baselines, params."""
-import copy
 import gzip
 import json
 
@@ -9,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import tiny_rows
+from conftest import params_mapping, tiny_rows
 from thinkcount import UserError
 from thinkcount.data.corpus import validate_records
 from thinkcount.data.counting import count_waits, keyword_pattern, wait_pattern
@@ -161,13 +160,13 @@ def test_split_sizes_are_exact_fractions_or_one_sentence(n, expected):
 def test_a_constant_target_stops_labeling_with_one_sentence(params, name, message):
     rows = tiny_rows().assign(counts=5)
     with pytest.raises(UserError, match=message):
-        make_labels(rows, params["methods"][name], 0, name)
+        make_labels(rows, params.methods[name], 0, name)
 
 
 def test_a_labeling_with_one_class_on_train_stops_with_one_sentence(params):
     rows = tiny_rows()  # counts 1-59: manual edges [0, 1000] give one class
-    method = copy.deepcopy(params["methods"]["m06_weighted"])
-    method["labels"]["edges"] = [0, 1000]
+    method = params.methods["m06_weighted"]
+    method = method.model_copy(update={"labels": method.labels.model_copy(update={"edges": [0, 1000]})})
     with pytest.raises(UserError, match="labels.scheme manual gives 1 class on the train rows"):
         make_labels(rows, method, 0, "m06_weighted")
 
@@ -197,19 +196,19 @@ PARAMS = [
 
 
 @pytest.mark.parametrize("edit, message", PARAMS)
-def test_bad_params_values_stop_with_one_sentence_naming_the_key(tmp_path, params, edit, message):
-    bad = copy.deepcopy(params)
+def test_bad_params_values_stop_with_one_sentence_naming_the_key(tmp_path, edit, message):
+    bad = params_mapping()
     edit(bad)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
         load_params(tmp_path / "params.yaml")
 
 
-def test_a_source_inside_data_external_is_accepted(tmp_path, params):
-    good = copy.deepcopy(params)
+def test_a_source_inside_data_external_is_accepted(tmp_path):
+    good = params_mapping()
     good["data"]["source"] = "data/external/traces.jsonl.gz"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(good))
-    assert load_params(tmp_path / "params.yaml")["data"]["source"] == "data/external/traces.jsonl.gz"
+    assert load_params(tmp_path / "params.yaml").data.source == "data/external/traces.jsonl.gz"
 
 
 def test_a_yaml_syntax_error_names_its_line_and_column(tmp_path):

@@ -1,10 +1,9 @@
 """The data stages run as dvc runs them: scripts from the repository root with params.yaml."""
-import copy
 import json
 
 import pytest
 
-from conftest import ROOT, read_json, run_stage, write_params
+from conftest import ROOT, params_mapping, read_json, run_stage, write_params
 
 MIRROR = ROOT.parent / "shared" / "real_traces"
 
@@ -12,8 +11,8 @@ DATA_STAGES = ["corpus", "counts", "filter", "split"]
 
 
 @pytest.fixture
-def small(params):
-    p = copy.deepcopy(params)
+def small():
+    p = params_mapping()
     p["data"]["sample_size"] = 400
     return p
 

@@ -72,7 +72,7 @@ class FeatureSet:
 
 
 def feature_set(params, name):
-    return FeatureSet.from_dict(name, params["features"][name])
+    return FeatureSet.from_dict(name, params.features[name].model_dump())
 
 
 def prepare_text(text, markers):

@@ -122,16 +122,16 @@ def oracle_scores(test, oracle_rows):
 
 
 def baseline_scores(spec, train, test, encoder):
-    """Dispatch on spec["kind"] (not the oracle, which needs no train rows), fitted on spec's target."""
-    kind, target = spec["kind"], spec.get("target", "counts")
+    """Dispatch on spec.kind (not the oracle, which needs no train rows), fitted on spec's target."""
+    kind, target = spec.kind, spec.target
     if kind == "length":
         return length_scores(train, test, target)
     if kind == "surface":
-        return surface_scores(train, test, spec["alpha"], target)
+        return surface_scores(train, test, spec.alpha, target)
     if kind == "tfidf":
-        return tfidf_scores(train, test, spec["alpha"], spec["max_features"], target)
+        return tfidf_scores(train, test, spec.alpha, spec.max_features, target)
     if kind == "first_word":
         return first_word_scores(train, test, target)
     if kind == "model":
         return model_scores(train, test, target)
-    return probe_scores(train, test, encoder, spec["alpha"], target)
+    return probe_scores(train, test, encoder, spec.alpha, target)

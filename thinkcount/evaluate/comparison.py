@@ -46,7 +46,7 @@ def add_paired_differences(rows, scores, test, ev):
             if reference not in scores:
                 continue
             others = {n: scores[n] for n in names if n != reference}
-            diffs = paired_differences(others, test[target], scores[reference], ev["bootstrap"], ev["seed"])
+            diffs = paired_differences(others, test[target], scores[reference], ev.bootstrap, ev.seed)
             for r in rows:
                 if r["method"] in diffs:
                     r[key] = {"reference": reference, **diffs[r["method"]]}
@@ -58,7 +58,7 @@ def add_sample_ceiling(rows, scores, test, ev):
     target, and each row's tau on the ceiling's held-out samples as a share of it, and against the mean of
     samples. Returns (rows, {target: ceiling}); the ceilings are None otherwise."""
     targets = sorted({r["target"] for r in rows})
-    ceilings = {t: sample_ceiling(test, t, ev["bootstrap"], ev["seed"]) for t in targets}
+    ceilings = {t: sample_ceiling(test, t, ev.bootstrap, ev.seed) for t in targets}
     held = {t: held_out_samples(test, t)[0] for t in targets if ceilings[t] is not None}
     for r in rows:
         ceiling = ceilings[r["target"]]
@@ -75,14 +75,14 @@ def add_families(rows, scores, test, ev):
     """Each row's tau on the test rows of every model family (evaluate.families: {name: regular expression on the
     model's name}), with its interval: pooled against model-aware methods, and methods trained on one family
     (train_models) tested on another."""
-    families = ev.get("families") or {}
+    families = ev.families
     members = {name: model_matches(test["model"], pattern) for name, pattern in families.items()}
     for r in rows:
         if r["method"] not in scores or not families:
             continue
         score, y = scores[r["method"]], test[r["target"]].to_numpy(float)
         r["families"] = {name: {"n": int(m.sum()), "kendall_tau": kendall(score[m], y[m]),
-                                "kendall_tau_ci95": bootstrap_tau(score[m], y[m], ev["bootstrap"], ev["seed"])}
+                                "kendall_tau_ci95": bootstrap_tau(score[m], y[m], ev.bootstrap, ev.seed)}
                          for name, m in members.items() if m.sum() >= 2}
     return rows
 
@@ -91,16 +91,16 @@ def add_serving(rows, scores, test, serving):
     """The test prompts served by the engine model at every load of the sweep, first come first served, by
     their true lengths and shortest-predicted-first by each row's score. Each row gets its mean and p90
     latency relative to first come first served at serving.load; the whole sweep is returned beside."""
-    engine = Engine(**{key: serving[key] for key in ENGINE_KEYS})
-    prompt = tokens(test["text"].str.len(), serving["chars_per_token"])
-    output = tokens(test["trace_chars"], serving["chars_per_token"])
+    engine = Engine(**{key: getattr(serving, key) for key in ENGINE_KEYS})
+    prompt = tokens(test["text"].str.len(), serving.chars_per_token)
+    output = tokens(test["trace_chars"], serving.chars_per_token)
     ranked = {r["method"]: scores[r["method"]] for r in rows
               if r["method"] in scores and np.isfinite(scores[r["method"]]).all()}
-    loads = sorted(set(serving["sweep"]) | {serving["load"]})
-    result = sweep(engine, prompt, output, ranked, loads, serving["repeats"], serving["seed"])
-    at = result[serving["load"]]
+    loads = sorted(set(serving.sweep) | {serving.load})
+    result = sweep(engine, prompt, output, ranked, loads, serving.repeats, serving.seed)
+    at = result[serving.load]
     for r in rows:
         s = at.get(r["method"])
         r["serving"] = None if s is None else {"mean": s["mean"]["vs_fcfs"], "p90": s["p90"]["vs_fcfs"]}
-    return rows, {"engine": {key: serving[key] for key in ENGINE_KEYS}, "loads": loads,
+    return rows, {"engine": {key: getattr(serving, key) for key in ENGINE_KEYS}, "loads": loads,
                   "policies": {name: {str(load): result[load][name] for load in loads} for name in at}}

@@ -197,21 +197,21 @@ def evaluate_method(method, config, test, labels, frame, ev, max_counts, seed):
     config: the model's LabelConfig (its audit_features, when set, drive the leakage audit); test: the test
     prompts with the method's predictions (score, expected_counts, label for classifiers); labels: the
     method's labels file; frame: every record's counts and split."""
-    target = method["target"]
-    result = {"task": method["task"], "loss": method["loss"], "labels": describe_labels(config),
-              "variant": method["variant"], "target": target, "model_token": config.model_token,
-              "train_models": method.get("train_models"),
+    target = method.target
+    result = {"task": method.task, "loss": method.loss, "labels": describe_labels(config),
+              "variant": method.variant, "target": target, "model_token": config.model_token,
+              "train_models": method.train_models,
               "yardstick": yardstick_both(test["score"], test["expected_counts"], test, target, max_counts,
-                                          ev["bootstrap"], ev["seed"])}
+                                          ev.bootstrap, ev.seed)}
     native = (labels[labels["split"] == "test"][KEY + ["label"]].rename(columns={"label": "true_label"})
               .merge(test, on=KEY))  # the test rows of the method's own variant, with its own labels
-    if method["task"] == "classification":
+    if method.task == "classification":
         pred, truth = native["label"].to_numpy(int), native["true_label"].to_numpy(int)
         result["native"] = classification_metrics(pred, truth, config.n_labels, list(config.label_names))
         result["native"]["confusion"] = confusion(pred, truth, config.n_labels)
         plot = confusion_rows(pred, truth, list(config.label_names))
     else:
-        if method["task"] == "regression":
+        if method.task == "regression":
             result["native"] = regression_metrics(native["score"].to_numpy(), native["true_label"].to_numpy(float))
             result["native"]["unit"] = "bins" if config.label_stats is not None else target
         else:

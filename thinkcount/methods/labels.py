@@ -19,31 +19,31 @@ def make_labels(frame, method, seed, name="this method", feature_sets=None):
 
     Returns (labels as a numpy array, LabelConfig). The config carries the method's marker set and the
     feature set its leakage audit uses, so training, evaluation and the predictor need no params for them."""
-    spec = method["labels"]
-    target = frame[method["target"]].to_numpy(dtype=float)
+    spec = method.labels
+    target = frame[method.target].to_numpy(dtype=float)
     train = (frame["split"] == "train").to_numpy()
-    where = f"method {name} on variant {method['variant']}"
+    where = f"method {name} on variant {method.variant}"
     if not train.any():
         raise UserError(f"{where}: the variant has no train rows.")
     if np.ptp(target[train]) == 0:
-        raise UserError(f"{where}: every train row has {method['target']} {target[train][0]:g}; "
+        raise UserError(f"{where}: every train row has {method.target} {target[train][0]:g}; "
                         "a constant target leaves nothing to learn.")
-    scheme = spec["scheme"]
+    scheme = spec.scheme
     if scheme == "raw":
         labels, config = target, {}
     elif scheme == "log1p":
         labels, config = np.log1p(target), {}
     elif scheme == "kmeans":
-        labels, config = kmeans_labels(frame, target, train, spec,
-                                       FeatureSet.from_dict(spec["features"], feature_sets[spec["features"]]), seed)
+        features = FeatureSet.from_dict(spec.features, feature_sets[spec.features].model_dump())
+        labels, config = kmeans_labels(frame, target, train, spec, features, seed)
     else:
         edges = bin_edges(scheme, spec, target[train])
         edges = merge_empty_bins(edges, target[train])
         labels = assign_bins(target, edges)
         config = {"edges": edges.tolist()}
         if scheme == "equal_freq":
-            config["bins_requested"] = spec["bins"]
-    if method["task"] == "classification" or (scheme == "manual" and method["task"] == "regression"):
+            config["bins_requested"] = spec.bins
+    if method.task == "classification" or (scheme == "manual" and method.task == "regression"):
         labels = labels.astype(int)
         n_labels = config["k"] if scheme == "kmeans" else len(config["edges"]) - 1
         present = len(np.unique(labels[train]))
@@ -52,31 +52,31 @@ def make_labels(frame, method, seed, name="this method", feature_sets=None):
                             f"({n_labels} defined); a classifier needs at least 2.")
         stats = label_stats(frame, labels, train, n_labels)
         config.update(n_labels=n_labels, label_stats=stats)
-        if method["task"] == "classification":
-            config["label_names"] = label_names(config.get("edges"), stats, method["target"])
-    return labels, LabelConfig(scheme=scheme, target=method["target"], task=method["task"], **config,
-                               model_token=method.get("model_token", False), **saved_feature_sets(method, feature_sets))
+        if method.task == "classification":
+            config["label_names"] = label_names(config.get("edges"), stats, method.target)
+    return labels, LabelConfig(scheme=scheme, target=method.target, task=method.task, **config,
+                               model_token=method.model_token, **saved_feature_sets(method, feature_sets))
 
 
 def saved_feature_sets(method, feature_sets):
     """The marker set, and the audit's features: the labels' own when k-means made them, else the markers'."""
     def saved(name):
-        return FeatureSet.from_dict(name, feature_sets[name]) if name else None
-    markers = method.get("markers")
-    return {"markers": saved(markers), "audit_features": saved(method["labels"].get("features") or markers)}
+        return FeatureSet.from_dict(name, feature_sets[name].model_dump()) if name else None
+    return {"markers": saved(method.markers),
+            "audit_features": saved(getattr(method.labels, "features", None) or method.markers)}
 
 
 def bin_edges(scheme, spec, train_target):
     if scheme == "manual":
-        edges = np.asarray(spec["edges"], dtype=float)
+        edges = np.asarray(spec.edges, dtype=float)
         if len(edges) < 2 or np.any(np.diff(edges) <= 0):
             raise UserError("labels.edges must be at least two strictly increasing numbers.")
         return edges
     if scheme == "equal_width":
-        _, edges = pd.cut(train_target, spec["bins"], retbins=True)
+        _, edges = pd.cut(train_target, spec.bins, retbins=True)
     else:
         # Heavy ties (a quarter of counts are 1) make quantile edges repeat: drop them.
-        _, edges = pd.qcut(train_target, spec["bins"], retbins=True, duplicates="drop")
+        _, edges = pd.qcut(train_target, spec.bins, retbins=True, duplicates="drop")
     return np.asarray(edges, dtype=float)
 
 
@@ -105,7 +105,7 @@ def kmeans_labels(frame, target, train, spec, features, seed):
     scored 0.6 x silhouette + 0.4 x (1 - size std/mean), both min-max normalised over the candidates;
     the chosen K is refitted with `final_restarts` inits. The seed mapped clusters to labels by id,
     which does not order them by counts; ordering by mean target is our one deliberate change."""
-    k_min, k_max = spec["k_min"], spec["k_max"]
+    k_min, k_max = spec.k_min, spec.k_max
     if not 2 <= k_min <= k_max:
         raise UserError(f"labels.k_min ({k_min}) and k_max ({k_max}) must satisfy 2 <= k_min <= k_max.")
     x = np.column_stack([target, features.matrix(frame["text"])])
@@ -120,7 +120,7 @@ def kmeans_labels(frame, target, train, spec, features, seed):
     for c, s, b in zip(candidates, sil, bal):
         c["score"] = float(0.6 * s + 0.4 * b)
     k = max(candidates, key=lambda c: c["score"])["k"]
-    model = KMeans(n_clusters=k, n_init=spec["final_restarts"], random_state=seed).fit(x_train)
+    model = KMeans(n_clusters=k, n_init=spec.final_restarts, random_state=seed).fit(x_train)
     means = [target[train][model.labels_ == c].mean() for c in range(k)]
     order = np.argsort(means)
     rank = np.empty_like(order)
@@ -134,9 +134,9 @@ def kmeans_labels(frame, target, train, spec, features, seed):
 
 
 def kmeans_candidate(x_train, k, spec, seed):
-    labels = KMeans(n_clusters=k, n_init=spec["restarts"], random_state=seed).fit_predict(x_train)
+    labels = KMeans(n_clusters=k, n_init=spec.restarts, random_state=seed).fit_predict(x_train)
     sizes = np.bincount(labels, minlength=k)
-    sample = spec["silhouette_sample"]
+    sample = spec.silhouette_sample
     sample = None if sample is None or sample >= len(x_train) else sample
     silhouette = silhouette_score(x_train, labels, sample_size=sample, random_state=seed)
     return {"k": k, "silhouette": float(silhouette), "balance": float(sizes.std() / sizes.mean())}

@@ -11,19 +11,19 @@ from thinkcount import UserError
 
 def resolve_device(train):
     """cuda or cpu, from train.device (auto: GPUs when visible)."""
-    if train["device"] == "auto":
+    if train.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if train["device"] == "cuda" and not torch.cuda.is_available():
+    if train.device == "cuda" and not torch.cuda.is_available():
         raise UserError("train.device is cuda but no GPU is visible to PyTorch; use auto or cpu.")
-    return train["device"]
+    return train.device
 
 
 def check_processes(train, device):
-    n = train["processes"]
+    n = train.processes
     if device == "cuda" and n > torch.cuda.device_count():
         raise UserError(f"train.processes is {n} but {torch.cuda.device_count()} GPU(s) are visible; "
                         "use at most one process per GPU.")
-    if device == "cpu" and n > 1 and train["device"] == "auto":
+    if device == "cpu" and n > 1 and train.device == "auto":
         raise UserError(f"train.processes is {n} but no GPU is visible; set train.device: cpu to train "
                         f"{n} CPU processes over gloo, or train.processes: 1.")
 
@@ -55,20 +55,20 @@ def precision_flags(precision, device):
 def launch_command(train, name):
     """The command that relaunches `python -m stages.train NAME` under torchrun, or None to train in
     this process (one process on one node, or already inside torchrun)."""
-    if "LOCAL_RANK" in os.environ or (train["processes"] == 1 and train["nodes"] == 1):
+    if "LOCAL_RANK" in os.environ or (train.processes == 1 and train.nodes == 1):
         return None
     check_processes(train, resolve_device(train))
     # This interpreter and this workspace's module: a relaunch must run the code dvc recorded.
-    torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={train['processes']}"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={train.processes}"]
     stage = ["-m", "stages.train", name]
-    if train["nodes"] == 1:
+    if train.nodes == 1:
         return torchrun + stage
-    if not train["rdzv_endpoint"]:
-        raise UserError(f"train.nodes is {train['nodes']}; set train.rdzv_endpoint to host:port on the first node.")
+    if not train.rdzv_endpoint:
+        raise UserError(f"train.nodes is {train.nodes}; set train.rdzv_endpoint to host:port on the first node.")
     srun = shutil.which("srun")
     if srun is None or "SLURM_JOB_ID" not in os.environ:
-        raise UserError(f"train.nodes is {train['nodes']}: run dvc repro inside a Slurm allocation "
+        raise UserError(f"train.nodes is {train.nodes}: run dvc repro inside a Slurm allocation "
                         "(salloc or sbatch) so that srun can start one torchrun per node.")
-    return ([srun, f"--nodes={train['nodes']}", "--ntasks-per-node=1"] + torchrun
-            + [f"--nnodes={train['nodes']}", "--rdzv-backend=c10d", f"--rdzv-endpoint={train['rdzv_endpoint']}"]
+    return ([srun, f"--nodes={train.nodes}", "--ntasks-per-node=1"] + torchrun
+            + [f"--nnodes={train.nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={train.rdzv_endpoint}"]
             + stage)

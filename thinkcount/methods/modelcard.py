@@ -16,12 +16,12 @@ def write_model_card(out_dir, name, method, settings, summary, label_config):
         "Predicts from a prompt alone how much a reasoning LLM will think (`counts`: reflection keywords + 1).",
         "",
         "## Data",
-        f"- variant `{method['variant']}`, target `{method['target']}`, {summary['train_rows']} train rows",
+        f"- variant `{method.variant}`, target `{method.target}`, {summary['train_rows']} train rows",
         f"- labels: {labels}",
         "",
         "## Method and settings",
-        f"- task {method['task']}, loss {method['loss']}, head {method.get('head', 'linear')}, "
-        f"markers {method.get('markers', False)}, trainable layers {method.get('trainable_layers', 'all')}",
+        f"- task {method.task}, loss {method.loss}, head {method.head}, markers {method.markers or False}, "
+        f"trainable layers {'all' if method.trainable_layers is None else method.trainable_layers}",
         f"- encoder `{settings['model']}` ({settings['source']}), batch {settings['batch_size']}, "
         f"lr {settings['learning_rate']}, epochs {settings['epochs']}, max length {settings['max_length']}",
         "",

@@ -20,19 +20,15 @@ from thinkcount.methods.models import build_model, resolve_source
 
 def method_settings(params, name):
     """Encoder hints, then train defaults, then the method's overrides: the values one run uses."""
-    method = params["methods"][name]
-    overrides = method.get("overrides", {})
-    model = overrides.get("model", params["model"])
-    encoder = params["encoders"][model]
-    train = params["train"]
+    overrides = params.methods[name].overrides.model_dump(exclude_none=True)
+    model = overrides.pop("model", params.model)
+    encoder, train = params.encoders[model], params.train
     settings = {
-        "model": model, "source": encoder["source"],
-        "batch_size": encoder["batch_size"], "learning_rate": encoder["learning_rate"],
-        "max_length": encoder["max_length"], "epochs": train["epochs"], "grad_accum": 1,
-        "max_train_rows": train["max_train_rows"], "num_layers": encoder.get("num_layers"),
+        "model": model, "source": encoder.source, "batch_size": encoder.batch_size,
+        "learning_rate": encoder.learning_rate, "max_length": encoder.max_length, "epochs": train.epochs,
+        "grad_accum": 1, "max_train_rows": train.max_train_rows, "num_layers": encoder.num_layers,
     }
-    settings.update({k: v for k, v in overrides.items() if k != "model"})
-    return settings
+    return {**settings, **overrides}
 
 
 def make_loss(task, loss, weights=None):
@@ -107,21 +103,21 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
 
     Under torchrun each rank trains on its shard of every batch; all ranks return, rank 0 writes.
     Returns (model, tokenizer, settings, history, the LabelConfig completed with what inference needs)."""
-    method = params["methods"][name]
-    settings = scaled_for_processes(method_settings(params, name), params["train"]["batch_scaling"])
-    seed, task = params["train"]["seed"], method["task"]
-    train, val = train_val_rows(rows, settings, params["train"], name)
+    method, train_params = params.methods[name], params.train
+    settings = scaled_for_processes(method_settings(params, name), train_params.batch_scaling)
+    seed, task = train_params.seed, method.task
+    train, val = train_val_rows(rows, settings, train_params.max_val_rows, name)
     markers = label_config.markers
     n_outputs = label_config.n_labels if task == "classification" else 1
     source = resolve_source(settings["model"], settings["source"])
-    model, tokenizer = build_model(source, n_outputs, method.get("head", "linear"),
+    model, tokenizer = build_model(source, n_outputs, method.head,
                                    markers.tokens if markers else (), seed, settings["num_layers"])
-    device = resolve_device(params["train"])
-    check_precision(params["train"]["precision"], device, model.encoder.config.model_type)
+    device = resolve_device(train_params)
+    check_precision(train_params.precision, device, model.encoder.config.model_type)
     scale = target_scale(train["label"].to_numpy(), task)
     y_train = training_targets(train["label"].to_numpy(), task, scale)
     weights = None
-    if method["loss"] == "weighted_ce":
+    if method.loss == "weighted_ce":
         weights = torch.tensor(class_weights(y_train, n_outputs), dtype=torch.float32)
     datasets = (EncodedDataset(tokenizer, [prepare_text(t, markers) for t in train["text"]], y_train,
                                settings["max_length"]),
@@ -131,8 +127,8 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
     history = []
     for phase, (trainable, lr, epochs) in enumerate(training_phases(method, settings)):
         model.freeze(trainable)
-        trainer = make_trainer(model, tokenizer, datasets, make_loss(task, method["loss"], weights), settings,
-                               params["train"], device, task, (lr, epochs), checkpoints, progress)
+        trainer = make_trainer(model, tokenizer, datasets, make_loss(task, method.loss, weights), settings,
+                               train_params, device, task, (lr, epochs), checkpoints, progress)
         if live is not None:
             trainer.add_callback(LiveLogger(live, offset=sum(h["steps"] for h in history)))
         out = trainer.train()
@@ -148,7 +144,7 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
         shutil.rmtree(checkpoints, ignore_errors=True)
     model.freeze(None)
     calibration = (calibrate_scores(model, tokenizer, train, markers, settings["max_length"],
-                                    params["train"]["eval_batch_size"]) if task == "ranking" else None)
+                                    train_params.eval_batch_size) if task == "ranking" else None)
     trained = label_config.trained(max_length=settings["max_length"], scale=scale, calibration=calibration,
                                    class_weights=None if weights is None else weights.tolist())
     return model, tokenizer, settings, history, trained
@@ -169,10 +165,10 @@ def scaled_for_processes(settings, batch_scaling):
     return {**settings, "batch_size": settings["batch_size"] // n}
 
 
-def train_val_rows(rows, settings, train_params, name):
+def train_val_rows(rows, settings, max_val_rows, name):
     """The method's train and val rows within their budgets (the split's shared order), val sorted by length."""
     train = within_budget(rows[rows["split"] == "train"], settings["max_train_rows"])
-    val = within_budget(rows[rows["split"] == "val"], train_params["max_val_rows"])
+    val = within_budget(rows[rows["split"] == "val"], max_val_rows)
     if len(val) == 0:
         raise UserError(f"method {name}: its variant has no val rows.")
     return train, val.iloc[np.argsort(val["text"].str.len().to_numpy(), kind="stable")]  # less eval padding
@@ -180,11 +176,11 @@ def train_val_rows(rows, settings, train_params, name):
 
 def training_phases(method, settings):
     """(trainable layers, learning rate, epochs) per phase: one, or head alone first for two_stage."""
-    if not method.get("two_stage"):
-        return [(method.get("trainable_layers"), settings["learning_rate"], settings["epochs"])]
-    first = max(settings["epochs"] * method["two_stage"]["epoch_fraction"], 0.1)
-    return [(0, method["two_stage"]["learning_rate"], first),
-            (method.get("trainable_layers"), settings["learning_rate"], max(settings["epochs"] - first, 0.1))]
+    if method.two_stage is None:
+        return [(method.trainable_layers, settings["learning_rate"], settings["epochs"])]
+    first = max(settings["epochs"] * method.two_stage.epoch_fraction, 0.1)
+    return [(0, method.two_stage.learning_rate, first),
+            (method.trainable_layers, settings["learning_rate"], max(settings["epochs"] - first, 0.1))]
 
 
 def sampling_strategy(task, batches):
@@ -213,21 +209,21 @@ def make_trainer(model, tokenizer, datasets, loss, settings, train_params, devic
     args = TrainingArguments(
         output_dir=str(checkpoints), num_train_epochs=epochs, learning_rate=lr,
         per_device_train_batch_size=settings["batch_size"], gradient_accumulation_steps=settings["grad_accum"],
-        per_device_eval_batch_size=train_params["eval_batch_size"],
-        weight_decay=train_params["weight_decay"],
+        per_device_eval_batch_size=train_params.eval_batch_size,
+        weight_decay=train_params.weight_decay,
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, save_only_model=True,
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
-        logging_strategy="steps", logging_steps=10, report_to="none", seed=train_params["seed"],
-        data_seed=train_params["seed"], disable_tqdm=not progress,
-        train_sampling_strategy=sampling_strategy(task, train_params["batches"]),
+        logging_strategy="steps", logging_steps=10, report_to="none", seed=train_params.seed,
+        data_seed=train_params.seed, disable_tqdm=not progress,
+        train_sampling_strategy=sampling_strategy(task, train_params.batches),
         dataloader_pin_memory=torch.cuda.is_available(), label_names=["labels"],
         use_cpu=device == "cpu", ddp_backend="gloo" if device == "cpu" and running_processes() > 1 else None,
-        **precision_flags(train_params["precision"], device),
+        **precision_flags(train_params.precision, device),
     )
     trainer = RatioWarmupTrainer(model=model, args=args, train_dataset=datasets[0], eval_dataset=datasets[1],
                                  data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
-                                 callbacks=[EarlyStoppingCallback(train_params["early_stopping_patience"])],
-                                 warmup_ratio=train_params["warmup_ratio"])
+                                 callbacks=[EarlyStoppingCallback(train_params.early_stopping_patience)],
+                                 warmup_ratio=train_params.warmup_ratio)
     trainer.loss_is_scaled_for_ga = False  # our losses are per-batch means
     return trainer
 

@@ -11,5 +11,5 @@ def main(argv):
     parser.add_argument("params", nargs="?", default="params.yaml")
     path = parser.parse_args(argv).params
     params = load_params(path)
-    print(f"{path}: valid ({len(params['methods'])} methods, {len(params['baselines'])} baselines, "
-          f"{len(params['encoders'])} encoders).")
+    print(f"{path}: valid ({len(params.methods)} methods, {len(params.baselines)} baselines, "
+          f"{len(params.encoders)} encoders).")

@@ -7,7 +7,6 @@
 Before anything runs, the merged params are validated and every encoder the profile's methods use
 is looked up, so a missing encoder stops here with one sentence instead of minutes into a stage.
 """
-import copy
 import shlex
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from thinkcount import UserError
+from thinkcount.ops.scratch import merge
 from thinkcount.pipeline.config import load_params
 
 
@@ -29,14 +29,6 @@ def flatten(overlay, prefix=""):
     return items
 
 
-def overlaid(base, overlay):
-    """base with overlay's values, adding the keys it lacks, as `-S ++key=value` does."""
-    out = copy.deepcopy(base)
-    for key, value in overlay.items():
-        out[key] = overlaid(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def set_arguments(overlay):
     args = []
     for name, value in flatten(overlay):
@@ -47,7 +39,7 @@ def set_arguments(overlay):
 
 def merged_params(params_path, overlay):
     """The params the experiment will run with, validated (names included) before DVC renders a command."""
-    merged = overlaid(yaml.safe_load(Path(params_path).read_text()), overlay)
+    merged = merge(yaml.safe_load(Path(params_path).read_text()), overlay)
     with tempfile.TemporaryDirectory(dir=Path(params_path).parent) as tmp:
         path = Path(tmp) / "params.yaml"
         path.write_text(yaml.safe_dump(merged, sort_keys=False))
@@ -59,7 +51,7 @@ def check_profile(params_path, overlay):
     from thinkcount.methods.models import resolve_source
     from thinkcount.methods.training import method_settings
     params = merged_params(params_path, overlay)
-    for name in params["methods"]:
+    for name in params.methods:
         settings = method_settings(params, name)
         resolve_source(settings["model"], settings["source"])
     return params

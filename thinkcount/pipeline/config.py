@@ -14,7 +14,8 @@ from thinkcount.data.features import NUMERIC
 
 # The schema of params.yaml: types, defaults, choices and ranges in one place (pydantic, strict: a string
 # or a bool is never taken for a number). Each labeling scheme is its own model, chosen by `scheme`.
-# load_params returns the validated mapping itself; the comment of every key is in params.yaml.
+# load_params returns the typed, frozen Params (attribute access: params.train.seed); the comment of every key
+# is in params.yaml.
 Number = Union[StrictInt, StrictFloat]
 Positive = Annotated[StrictInt, Field(ge=1)]
 NonNegative = Annotated[StrictInt, Field(ge=0)]
@@ -273,6 +274,7 @@ EXTERNAL = Path(paths.EXTERNAL)
 
 
 def load_params(path="params.yaml"):
+    """params.yaml as the typed Params, or a UserError of one sentence naming the first bad key."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file; run from the repository root.")
@@ -285,13 +287,22 @@ def load_params(path="params.yaml"):
         raise UserError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e}).") from None
     try:
         check_names(params, path)
-        Params.model_validate(params)
-        check_source(params["data"]["source"], path)
+        typed = Params.model_validate(params)
+        check_source(typed.data.source, path)
     except ValidationError as e:
         raise UserError(with_key_help(f"{path}: {first_error(e, params)}.", text)) from None
     except UserError as e:
         raise UserError(with_key_help(str(e), text)) from None
-    return params
+    return typed
+
+
+def updated(params, **sections):
+    """params with some values changed and validated again: a mapping merges into its section
+    (updated(params, train={"epochs": 1}, encoders={"tiny": {...}})), anything else replaces it (model="tiny")."""
+    raw = params.model_dump()
+    for key, value in sections.items():
+        raw[key] = {**raw[key], **value} if isinstance(raw[key], dict) and isinstance(value, dict) else value
+    return Params.model_validate(raw)
 
 
 # Names of methods, baselines, encoders and feature sets become shell arguments (`python -m stages.train

@@ -74,7 +74,7 @@ def record_time():
 
 def method_name(params):
     """The method a foreach stage was called for (its first argument), checked against params.yaml."""
-    if len(sys.argv) < 2 or sys.argv[1] not in params["methods"]:
+    if len(sys.argv) < 2 or sys.argv[1] not in params.methods:
         given = sys.argv[1] if len(sys.argv) > 1 else "(none)"
-        raise UserError(f"unknown method '{given}'; params.yaml defines {', '.join(params['methods'])}.")
+        raise UserError(f"unknown method '{given}'; params.yaml defines {', '.join(params.methods)}.")
     return sys.argv[1]
