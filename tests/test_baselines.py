@@ -4,7 +4,9 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau
 
-from thinkcount.evaluate.baselines import ASK_WORDS, SHAPE, length_scores, model_scores, surface_counts, surface_scores
+from thinkcount.evaluate.baselines import (ASK_WORDS, SHAPE, length_scores, model_scores, probe_scores, surface_counts,
+                                          surface_scores)
+from thinkcount.pipeline.config import Encoder
 
 
 def test_surface_counts_are_what_a_reader_counts():
@@ -42,3 +44,15 @@ def test_the_model_baseline_ranks_by_each_model_s_train_mean_and_falls_back_to_t
     overall = (np.log(1) + np.log(9) + np.log(64) + np.log(4)) / 4
     assert score == pytest.approx([np.log(64), np.log(3), overall, np.log(4)])
     assert expected == pytest.approx([63, 2, np.exp(overall) - 1, 3])
+
+
+def test_the_probe_fits_a_ridge_on_the_frozen_encoder_s_states_through_the_typed_encoder_entry(tiny_encoders):
+    """Two prompt types whose counts differ tenfold: even a random tiny encoder's pooled states tell them apart."""
+    def rows(n):
+        return pd.DataFrame({"text": ["Why is the sky blue? How does light scatter?" if i % 2 else "List colors."
+                                      for i in range(n)], "counts": [40 if i % 2 else 4 for i in range(n)]})
+    train, test = rows(40), rows(10)
+    encoder = Encoder(source=tiny_encoders["bert"], batch_size=8, learning_rate=1e-3, max_length=32)
+    score, expected = probe_scores(train, test, ("tiny-bert", encoder), alpha=1.0)
+    assert kendalltau(score, test["counts"]).statistic == pytest.approx(1.0)
+    assert expected[1] > 3 * expected[0]

@@ -100,12 +100,12 @@ def model_scores(train, test, target="counts"):
 
 
 def probe_scores(train, test, encoder, alpha, target="counts", batch_size=64):
-    """Ridge on the log1p target over the frozen encoder's mean-pooled states. encoder: (name, settings)."""
+    """Ridge on the log1p target over the frozen encoder's mean-pooled states. encoder: (name, its Encoder params)."""
     from thinkcount.methods.inference import predict_raw  # torch and transformers, for this baseline only
     from thinkcount.methods.models import build_model, resolve_source
     name, settings = encoder
-    model, tokenizer = build_model(resolve_source(name, settings["source"]), 1, num_layers=settings.get("num_layers"))
-    embed = lambda frame: predict_raw(model, tokenizer, list(frame["text"]), settings["max_length"],  # noqa: E731
+    model, tokenizer = build_model(resolve_source(name, settings.source), 1, num_layers=settings.num_layers)
+    embed = lambda frame: predict_raw(model, tokenizer, list(frame["text"]), settings.max_length,  # noqa: E731
                                       batch_size, pooled=True)
     ridge = Ridge(alpha=alpha).fit(embed(train), np.log1p(train[target]))
     score = ridge.predict(embed(test))
