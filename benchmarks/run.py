@@ -212,8 +212,9 @@ def main():
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         if args.model == "deberta-v3-base-shape":
-            params = updated(params, encoders={args.model: {"source": deberta_base_shape(Path(tmp) / "deberta"),
-                                                            "batch_size": 32, "learning_rate": 2e-5, "max_length": 128}})
+            shape = {"source": deberta_base_shape(Path(tmp) / "deberta"), "batch_size": 32, "learning_rate": 2e-5,
+                     "max_length": 128}
+            params = updated(params, encoders={args.model: shape})
         if args.model:
             params = updated(params, model=args.model)
         # Every generated train row is used, by the Trainer and the bare loop alike; one epoch each.

@@ -155,8 +155,9 @@ def test_ranking_batches_mix_prompt_lengths(tmp_path, params, tiny_encoders, tas
     texts = ["short prompt" if i % 2 else "a much longer prompt " * 5 for i in range(400)]
     data = EncodedDataset(tokenizer, texts, np.zeros(400, dtype=np.float32), 32)
     settings = {"batch_size": 8, "grad_accum": 1}
-    trainer = make_trainer(model, tokenizer, (data, data), make_loss(task, loss, None), settings,
-                           params.train.model_copy(update={"batches": batches}), "cpu", task, (1e-3, 1), tmp_path, False)
+    train = params.train.model_copy(update={"batches": batches})
+    trainer = make_trainer(model, tokenizer, (data, data), make_loss(task, loss, None), settings, train, "cpu", task,
+                           (1e-3, 1), tmp_path, False)
     lengths = [set(batch["attention_mask"].sum(1).tolist()) for batch in trainer.get_train_dataloader()]
     share_mixed = np.mean([len(s) > 1 for s in lengths])
     assert share_mixed >= 0.9 if mixed else share_mixed <= 0.25
@@ -170,9 +171,9 @@ def test_ranking_batches_mix_prompt_lengths(tmp_path, params, tiny_encoders, tas
 def test_warmup_ratio_is_a_share_of_the_optimizer_steps(tmp_path, params, tiny_encoders, ratio, multipliers):
     model, tokenizer = build_model(tiny_encoders["bert"], 1)
     data = EncodedDataset(tokenizer, ["a prompt"] * 8, np.zeros(8, dtype=np.float32), 32)
+    train = params.train.model_copy(update={"warmup_ratio": ratio})
     trainer = make_trainer(model, tokenizer, (data, data), make_loss("regression", "mse", None),
-                           {"batch_size": 8, "grad_accum": 1}, params.train.model_copy(update={"warmup_ratio": ratio}), "cpu",
-                           "regression", (1e-3, 1), tmp_path, False)
+                           {"batch_size": 8, "grad_accum": 1}, train, "cpu", "regression", (1e-3, 1), tmp_path, False)
     trainer.create_optimizer_and_scheduler(num_training_steps=10)
     schedule = trainer.lr_scheduler.lr_lambdas[0]
     assert {step: round(schedule(step), 6) for step in multipliers} == multipliers
