@@ -54,5 +54,7 @@ def test_the_probe_fits_a_ridge_on_the_frozen_encoder_s_states_through_the_typed
     train, test = rows(40), rows(10)
     encoder = Encoder(source=tiny_encoders["bert"], batch_size=8, learning_rate=1e-3, max_length=32)
     score, expected = probe_scores(train, test, ("tiny-bert", encoder), alpha=1.0)
-    assert kendalltau(score, test["counts"]).statistic == pytest.approx(1.0)
-    assert expected[1] > 3 * expected[0]
+    # Batches pad differently, so equal prompts may score a float's noise apart: compare the two groups, not ties.
+    long = np.asarray(test["counts"]) == 40
+    assert np.min(score[long]) > np.max(score[~long])
+    assert np.min(expected[long]) > 3 * np.max(expected[~long])
