@@ -6,7 +6,7 @@ import pytest
 
 from thinkcount.data.records import make_split, within_budget
 from thinkcount.evaluate.comparison import add_paired_differences, add_sample_ceiling, best
-from thinkcount.evaluate.metrics import UNDEFINED, holm, paired_differences, sample_ceiling
+from thinkcount.evaluate.metrics import UNDEFINED, RepeatedSamples, holm, paired_differences, sample_ceiling
 from thinkcount.methods.training import train_val_rows
 from thinkcount.pipeline.config import Evaluate
 
@@ -98,15 +98,25 @@ def repeated(n_prompts, samples, noise, seed=0):
     return pd.DataFrame(rows, columns=["prompt_id", "model", "effort", "counts"])
 
 
+def test_repeated_samples_hold_out_each_repeated_pair_s_first_row_whatever_the_target():
+    test = pd.DataFrame({"prompt_id": ["p1", "p1", "p1", "p2", "p2", "p2"], "model": ["a", "a", "b", "a", "a", "a"]})
+    samples = RepeatedSamples.of(test)
+    assert samples.held.tolist() == [0, 3]  # p1 with b has one sample: not held out
+    values = np.array([1.0, 3.0, 5.0, 2.0, 4.0, 6.0])
+    assert samples.others_mean(values).tolist() == [3.0, 5.0]  # row 0: 3; row 3: (4 + 6) / 2
+    assert samples.pair_mean(values).tolist() == [2.0, 5.0, 4.0]  # pairs in order of first appearance
+
+
 def test_the_sample_ceiling_falls_with_sampling_noise_and_is_undefined_without_repeats():
-    quiet = sample_ceiling(repeated(60, 3, 0.1), "counts", 100, 0)
-    loud = sample_ceiling(repeated(60, 3, 1.5), "counts", 100, 0)
+    def ceiling(test):
+        return sample_ceiling(RepeatedSamples.of(test), test, "counts", 100, 0)
+    quiet, loud = ceiling(repeated(60, 3, 0.1)), ceiling(repeated(60, 3, 1.5))
     assert quiet["pairs"] == loud["pairs"] == 120
     assert quiet["kendall_tau"] > 0.8 > 0.5 > loud["kendall_tau"] > 0
     assert quiet["kendall_tau_ci95"][0] <= quiet["kendall_tau"] <= quiet["kendall_tau_ci95"][1]
-    assert sample_ceiling(repeated(60, 1, 0.1), "counts", 100, 0) is None  # one sample per pair
-    assert sample_ceiling(repeated(9, 3, 0.1), "counts", 100, 0) is None  # 18 pairs, fewer than 20
-    assert sample_ceiling(pd.DataFrame({"counts": [1, 2, 3]}), "counts", 100, 0) is None  # no prompt ids
+    assert ceiling(repeated(60, 1, 0.1)) is None  # one sample per pair
+    assert ceiling(repeated(9, 3, 0.1)) is None  # 18 pairs, fewer than 20
+    assert ceiling(pd.DataFrame({"counts": [1, 2, 3]})) is None  # no prompt ids
 
 
 def test_a_score_equal_to_the_true_effort_nears_the_ceiling_and_is_judged_on_its_rows():

@@ -8,7 +8,7 @@ from thinkcount.core.jsonl import load_jsonl
 from thinkcount.data.frames import model_matches
 from thinkcount.data.records import KEY
 from thinkcount.evaluate.engine_sim import Engine, sweep, tokens
-from thinkcount.evaluate.metrics import (bootstrap_tau, held_out_samples, kendall, paired_differences, sample_ceiling,
+from thinkcount.evaluate.metrics import (RepeatedSamples, bootstrap_tau, kendall, paired_differences, sample_ceiling,
                                          tau_on_pairs)
 
 ENGINE_KEYS = ("max_batch", "kv_tokens", "step_ms", "decode_ms_per_seq", "prefill_ms_per_token")
@@ -58,13 +58,13 @@ def add_sample_ceiling(rows, scores, test, ev):
     target, and each row's tau on the ceiling's held-out samples as a share of it, and against the mean of
     samples. Returns (rows, {target: ceiling}); the ceilings are None otherwise."""
     targets = sorted({r["target"] for r in rows})
-    ceilings = {t: sample_ceiling(test, t, ev.bootstrap, ev.seed) for t in targets}
-    held = {t: held_out_samples(test, t)[0] for t in targets if ceilings[t] is not None}
+    samples = RepeatedSamples.of(test)
+    ceilings = {t: sample_ceiling(samples, test, t, ev.bootstrap, ev.seed) for t in targets}
     for r in rows:
         ceiling = ceilings[r["target"]]
         if ceiling is None or r["method"] not in scores or not np.isfinite(scores[r["method"]]).all():
             continue
-        on_held, vs_mean = tau_on_pairs(scores[r["method"]], test, r["target"], held[r["target"]])
+        on_held, vs_mean = tau_on_pairs(scores[r["method"]], test, r["target"], samples)
         r["share_of_ceiling"] = None if on_held is None or not ceiling["kendall_tau"] else \
             on_held / ceiling["kendall_tau"]
         r["kendall_tau_mean"] = vs_mean

@@ -5,6 +5,8 @@ with the true counts (Kendall tau-b with a bootstrap interval, Spearman), plus t
 implied counts and ROC-AUC for flagging the top 10% of counts. It is reported on the whole test
 split and on its clean part, and for the generator's oracle as the ceiling.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau, spearmanr
@@ -78,45 +80,51 @@ def holm(pvalues):
 MIN_CEILING_PAIRS = 20
 
 
-def sample_groups(test):
-    """Each test row's (prompt, model) pair as an integer, or None for a frame without prompt ids."""
-    if "prompt_id" not in test:
+@dataclass(frozen=True)
+class RepeatedSamples:
+    """The test rows grouped by (prompt, model) pair, and the rows held out for the sample ceiling: the first
+    test sample of every pair that has two or more. Held-out rows do not depend on the target."""
+    groups: np.ndarray
+    sizes: np.ndarray
+    held: np.ndarray
+
+    @classmethod
+    def of(cls, test):
+        """None for a frame without prompt ids."""
+        if "prompt_id" not in test:
+            return None
+        groups = pd.factorize(sample_pairs(test))[0]
+        sizes = np.bincount(groups)
+        first = np.unique(groups, return_index=True)[1]
+        return cls(groups, sizes, first[sizes[groups[first]] >= 2])
+
+    def others_mean(self, values):
+        """At each held-out row, the mean of the same pair's other rows."""
+        g = self.groups[self.held]
+        return (np.bincount(self.groups, values)[g] - values[self.held]) / (self.sizes[g] - 1)
+
+    def pair_mean(self, values):
+        return np.bincount(self.groups, values) / self.sizes
+
+
+def sample_ceiling(samples, test, target, n_boot, seed):
+    """How well the mean of a prompt's other samples from the same model (log1p target) ranks one held-out
+    sample: the most a prompt-only predictor can expect when the model samples its trace. None without enough
+    repeated samples (samples: RepeatedSamples.of(test))."""
+    if samples is None or len(samples.held) < MIN_CEILING_PAIRS:
         return None
-    return pd.factorize(sample_pairs(test))[0]
+    y = np.log1p(test[target].to_numpy(float))
+    others = samples.others_mean(y)
+    return {"target": target, "pairs": len(samples.held), "kendall_tau": kendall(others, y[samples.held]),
+            "kendall_tau_ci95": bootstrap_tau(others, y[samples.held], n_boot, seed)}
 
 
-def held_out_samples(test, target):
-    """(rows held out, mean log1p target of the same pair's other samples): the first test sample of every
-    (prompt, model) pair that has two or more."""
-    groups, y = sample_groups(test), np.log1p(test[target].to_numpy(float))
-    sizes, sums = np.bincount(groups), np.bincount(groups, y)
-    first = np.unique(groups, return_index=True)[1]
-    held = first[sizes[groups[first]] >= 2]
-    return held, (sums[groups[held]] - y[held]) / (sizes[groups[held]] - 1)
-
-
-def sample_ceiling(test, target, n_boot, seed):
-    """How well the mean of a prompt's other samples from the same model ranks one held-out sample: the most a
-    prompt-only predictor can expect when the model samples its trace. None without enough repeated samples."""
-    if sample_groups(test) is None:
-        return None
-    held, others = held_out_samples(test, target)
-    if len(held) < MIN_CEILING_PAIRS:
-        return None
-    y = np.log1p(test[target].to_numpy(float))[held]
-    return {"target": target, "pairs": len(held), "kendall_tau": kendall(others, y),
-            "kendall_tau_ci95": bootstrap_tau(others, y, n_boot, seed)}
-
-
-def tau_on_pairs(score, test, target, held):
-    """(tau on the held-out samples (held, from held_out_samples), tau of the pair-mean score against the
-    pair-mean log1p target over every (prompt, model) pair): a score judged on the ceiling's rows and against
-    the mean of samples."""
-    groups, score = sample_groups(test), np.asarray(score, float)
-    sizes = np.bincount(groups)
-    mean = lambda values: np.bincount(groups, values) / sizes  # noqa: E731
-    return (kendall(score[held], test[target].to_numpy(float)[held]),
-            kendall(mean(score), mean(np.log1p(test[target].to_numpy(float)))))
+def tau_on_pairs(score, test, target, samples):
+    """(tau on the ceiling's held-out rows, tau of the pair-mean score against the pair-mean log1p target over
+    every (prompt, model) pair): a score judged on the ceiling's rows and against the mean of samples."""
+    score, y = np.asarray(score, float), test[target].to_numpy(float)
+    return (kendall(score[samples.held], y[samples.held]),
+            kendall(samples.pair_mean(score), samples.pair_mean(np.log1p(y))))
 
 
 def yardstick(score, expected, truth, target, n_boot=1000, seed=0, top_share=0.1):
