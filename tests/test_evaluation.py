@@ -50,7 +50,7 @@ def test_eta_squared():
 
 
 def test_leakage_audit_detects_labels_derived_from_prompt_features(params):
-    features = feature_set(params, "seed_kmeans")
+    features = feature_set(params.features, "seed_kmeans")
     texts = [f"Why is {i} so? How?" if i % 2 else f"List {i} things." for i in range(200)]
     labels = np.array([i % 2 for i in range(200)])
     assert leakage_audit(texts[:150], labels[:150], texts[150:], labels[150:], 0, features) == 1.0

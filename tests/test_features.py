@@ -31,11 +31,11 @@ PROMPTS = [
 
 @pytest.mark.parametrize("prompt, row, m08, m10", PROMPTS)
 def test_seed_features_and_markers_on_hand_made_prompts(params, prompt, row, m08, m10):
-    kmeans = feature_set(params, "seed_kmeans")
+    kmeans = feature_set(params.features, "seed_kmeans")
     assert kmeans.columns == KMEANS_COLUMNS
     assert kmeans.row(prompt) == row
-    assert feature_set(params, "seed_m08_markers").markers(prompt) == m08
-    assert feature_set(params, "seed_m10_markers").markers(prompt) == m10
+    assert feature_set(params.features, "seed_m08_markers").markers(prompt) == m08
+    assert feature_set(params.features, "seed_m10_markers").markers(prompt) == m10
 
 
 def test_whole_word_matching_is_one_line_away(params):
@@ -56,7 +56,7 @@ def test_default_methods_use_the_seed_feature_sets(params):
 
 
 def test_a_saved_marker_set_prepares_text_as_training_did(params):
-    markers = feature_set(params, "seed_m10_markers")
+    markers = feature_set(params.features, "seed_m10_markers")
     saved = LabelConfig(scheme="log1p", target="counts", task="regression", markers=markers).to_dict()
     loaded = LabelConfig.from_dict(json.loads(json.dumps(saved)))
     assert loaded.markers == markers

@@ -1,5 +1,6 @@
 import json
 from dataclasses import FrozenInstanceError
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -7,8 +8,8 @@ import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
 from thinkcount.methods.labelconfig import LabelConfig
-from thinkcount.methods.labels import assign_bins, class_weights, make_labels, merge_empty_bins
-from thinkcount.pipeline.config import Method
+from thinkcount.methods.labels import SCHEMES, assign_bins, class_weights, make_labels, merge_empty_bins
+from thinkcount.pipeline.config import Labels, Method
 
 KMEANS = {"restarts": 10, "final_restarts": 10, "silhouette_sample": None}
 
@@ -28,6 +29,12 @@ def method(scheme, task="classification", target="counts", **labels):
     loss = {"classification": "ce", "regression": "mse", "ranking": "pairwise"}[task]
     return Method.model_validate({"variant": "all", "target": target, "task": task, "loss": loss,
                                   "labels": {"scheme": scheme, **labels}})
+
+
+def test_every_scheme_the_configuration_accepts_has_a_labeling_function_and_no_other():
+    specs = get_args(get_args(Labels)[0])
+    accepted = {scheme for spec in specs for scheme in get_args(spec.model_fields["scheme"].annotation)}
+    assert len(accepted) == 6 and accepted == set(SCHEMES)
 
 
 def test_assign_bins_follows_pd_cut_and_clips_outside_values():

@@ -45,7 +45,7 @@ def test_mlp_head_has_the_seed_shape(tiny_encoders):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_markers_are_single_special_tokens_with_their_own_embeddings(params, tiny_encoders, family):
-    markers = feature_set(params, "seed_m08_markers")
+    markers = feature_set(params.features, "seed_m08_markers")
     plain, _ = build_model(tiny_encoders[family], 2)
     model, tokenizer = build_model(tiny_encoders[family], 2, extra_tokens=markers.tokens)
     vocab = plain.encoder.get_input_embeddings().num_embeddings

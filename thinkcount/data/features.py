@@ -71,8 +71,9 @@ class FeatureSet:
         return out + [f"[{cue}]" for cue, words in self.cues if self.fires(words, lower)]
 
 
-def feature_set(params, name):
-    return FeatureSet.from_dict(name, params.features[name].model_dump())
+def feature_set(features, name):
+    """The FeatureSet named name in params' `features` mapping."""
+    return FeatureSet.from_dict(name, features[name].model_dump())
 
 
 def prepare_text(text, markers):

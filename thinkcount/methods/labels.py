@@ -9,7 +9,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
 
 from thinkcount import UserError
-from thinkcount.data.features import FeatureSet
+from thinkcount.data.features import feature_set
 from thinkcount.methods.labelconfig import LabelConfig
 
 
@@ -23,45 +23,61 @@ def make_labels(frame, method, seed, name="this method", feature_sets=None):
     target = frame[method.target].to_numpy(dtype=float)
     train = (frame["split"] == "train").to_numpy()
     where = f"method {name} on variant {method.variant}"
+    check_learnable(target, train, method.target, where)
+    saved = saved_feature_sets(method, feature_sets)
+    labels, config = SCHEMES[spec.scheme](frame, target, train, spec, saved["audit_features"], seed)
+    if method.task == "classification" or (spec.scheme == "manual" and method.task == "regression"):
+        labels, config = as_classes(frame, labels, config, train, method, where)
+    return labels, LabelConfig(scheme=spec.scheme, target=method.target, task=method.task, **config,
+                               model_token=method.model_token, **saved)
+
+
+def check_learnable(target, train, target_name, where):
     if not train.any():
         raise UserError(f"{where}: the variant has no train rows.")
     if np.ptp(target[train]) == 0:
-        raise UserError(f"{where}: every train row has {method.target} {target[train][0]:g}; "
+        raise UserError(f"{where}: every train row has {target_name} {target[train][0]:g}; "
                         "a constant target leaves nothing to learn.")
-    scheme = spec.scheme
-    if scheme == "raw":
-        labels, config = target, {}
-    elif scheme == "log1p":
-        labels, config = np.log1p(target), {}
-    elif scheme == "kmeans":
-        features = FeatureSet.from_dict(spec.features, feature_sets[spec.features].model_dump())
-        labels, config = kmeans_labels(frame, target, train, spec, features, seed)
-    else:
-        edges = bin_edges(scheme, spec, target[train])
-        edges = merge_empty_bins(edges, target[train])
-        labels = assign_bins(target, edges)
-        config = {"edges": edges.tolist()}
-        if scheme == "equal_freq":
-            config["bins_requested"] = spec.bins
-    if method.task == "classification" or (scheme == "manual" and method.task == "regression"):
-        labels = labels.astype(int)
-        n_labels = config["k"] if scheme == "kmeans" else len(config["edges"]) - 1
-        present = len(np.unique(labels[train]))
-        if present < 2:
-            raise UserError(f"{where}: labels.scheme {scheme} gives {present} class on the train rows "
-                            f"({n_labels} defined); a classifier needs at least 2.")
-        stats = label_stats(frame, labels, train, n_labels)
-        config.update(n_labels=n_labels, label_stats=stats)
-        if method.task == "classification":
-            config["label_names"] = label_names(config.get("edges"), stats, method.target)
-    return labels, LabelConfig(scheme=scheme, target=method.target, task=method.task, **config,
-                               model_token=method.model_token, **saved_feature_sets(method, feature_sets))
+
+
+def raw_labels(frame, target, train, spec, features, seed):
+    return target, {}
+
+
+def log1p_labels(frame, target, train, spec, features, seed):
+    return np.log1p(target), {}
+
+
+def binned_labels(frame, target, train, spec, features, seed):
+    """The bin of each row under the scheme's edges (manual, equal width or equal frequency on the train rows),
+    empty bins merged away."""
+    edges = merge_empty_bins(bin_edges(spec.scheme, spec, target[train]), target[train])
+    config = {"edges": edges.tolist()}
+    if spec.scheme == "equal_freq":
+        config["bins_requested"] = spec.bins
+    return assign_bins(target, edges), config
+
+
+def as_classes(frame, labels, config, train, method, where):
+    """Integer labels with per-label statistics (and names, for a classifier); refuses fewer than 2 classes."""
+    labels = labels.astype(int)
+    n_labels = config["k"] if method.labels.scheme == "kmeans" else len(config["edges"]) - 1
+    present = len(np.unique(labels[train]))
+    if present < 2:
+        raise UserError(f"{where}: labels.scheme {method.labels.scheme} gives {present} class on the train rows "
+                        f"({n_labels} defined); a classifier needs at least 2.")
+    stats = label_stats(frame, labels, train, n_labels)
+    config = {**config, "n_labels": n_labels, "label_stats": stats}
+    if method.task == "classification":
+        config["label_names"] = label_names(config.get("edges"), stats, method.target)
+    return labels, config
 
 
 def saved_feature_sets(method, feature_sets):
-    """The marker set, and the audit's features: the labels' own when k-means made them, else the markers'."""
+    """The marker set, and the audit's features: the labels' own when k-means made them (so k-means clusters on
+    them too), else the markers'."""
     def saved(name):
-        return FeatureSet.from_dict(name, feature_sets[name].model_dump()) if name else None
+        return feature_set(feature_sets, name) if name else None
     return {"markers": saved(method.markers),
             "audit_features": saved(getattr(method.labels, "features", None) or method.markers)}
 
@@ -140,6 +156,12 @@ def kmeans_candidate(x_train, k, spec, seed):
     sample = None if sample is None or sample >= len(x_train) else sample
     silhouette = silhouette_score(x_train, labels, sample_size=sample, random_state=seed)
     return {"k": k, "silhouette": float(silhouette), "balance": float(sizes.std() / sizes.mean())}
+
+
+# How each labels.scheme turns the target into labels: (frame, target, train, spec, features, seed) ->
+# (labels, configuration).
+SCHEMES = {"raw": raw_labels, "log1p": log1p_labels, "kmeans": kmeans_labels, "manual": binned_labels,
+           "equal_width": binned_labels, "equal_freq": binned_labels}
 
 
 def normalise(values):
