@@ -58,7 +58,7 @@ def machine():
 
 def corpus_frame(params, n, seed=0):
     records, _ = generate(n, seed)
-    frame = compute_counts(records, params.counts.keywords, params.counts.case_sensitive, params.counts.think_start)
+    frame = compute_counts(records, params.counts)
     frame["split"] = np.where(np.arange(n) % 10 == 0, "val", "train")
     frame["priority"] = np.arange(n)
     return frame

@@ -11,7 +11,7 @@ def main(params):
     data, counting = params.data, params.counts
     if data.source == "sample":
         records, oracle = corpus.generate(data.sample_size, data.seed, workers=data.sample_workers)
-        counts = compute_counts(records, counting.keywords, counting.case_sensitive, counting.think_start)
+        counts = compute_counts(records, counting)
         report = {"source": "sample", "rows_read": len(records), "rows_valid": len(records), "invalid": {},
                   "oracle_kendall_tau": oracle_tau(counts, oracle)}
     elif data.source == "real":

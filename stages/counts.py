@@ -8,7 +8,7 @@ from thinkcount.pipeline import stage
 def main(params):
     records = load_jsonl(paths.CORPUS)
     counting = params.counts
-    counts = compute_counts(records, counting.keywords, counting.case_sensitive, counting.think_start)
+    counts = compute_counts(records, counting)
     report, warning = counts_report(records, counts, counting.think_start)
     if warning:
         print(f"warning: {warning}")

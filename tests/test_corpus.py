@@ -15,9 +15,9 @@ from thinkcount.evaluate.baselines import first_word_scores
 
 
 @pytest.fixture(scope="module")
-def sample(keywords):
+def sample(counting):
     records, oracle = generate(6000, 2024)
-    return records, oracle, compute_counts(records, keywords)
+    return records, oracle, compute_counts(records, counting)
 
 
 def test_generation_is_deterministic_per_seed(keywords):

@@ -105,10 +105,10 @@ def test_train_and_val_labels_are_the_mean_of_a_pair_s_samples_in_log_space_and_
     assert got == pytest.approx([32 ** 0.5 - 1, 32 ** 0.5 - 1, 8, 3, 1, 63])
 
 
-def test_the_reasoning_tokens_target_is_kept_per_record_and_refused_where_any_record_lacks_it():
+def test_the_reasoning_tokens_target_is_kept_per_record_and_refused_where_any_record_lacks_it(counting):
     records = [{"worker_id": 0, "sample_id": i, "instruction": "Count.", "input": "", "reasoning_tokens": tokens,
                 "content": "Wait, yes.</think>4"} for i, tokens in enumerate((120, 80, None))]
-    counts = compute_counts(records, ["Wait", "Hmm"])
+    counts = compute_counts(records, counting)
     assert counts["reasoning_tokens"].tolist()[:2] == [120, 80] and pd.isna(counts["reasoning_tokens"][2])
     assert require_target(counts.iloc[:2], "reasoning_tokens") is not None
     with pytest.raises(UserError, match="1 of 3 records have no reasoning_tokens"):

@@ -105,13 +105,13 @@ def test_prompt_id_is_equal_across_models_samples_and_whitespace():
     assert prompt_id("Why is  the sky\nblue?") == prompt_id(" Why is the sky blue? ") != prompt_id("Why is it?")
 
 
-def test_ingested_records_flow_through_the_corpus_reader_and_the_counts(tmp_path, keywords):
+def test_ingested_records_flow_through_the_corpus_reader_and_the_counts(tmp_path, counting):
     (tmp_path / "r.jsonl").write_text(FORMATS[1][2] + FORMATS[2][2])
     assert main([str(tmp_path / "out.jsonl.gz"), str(tmp_path / "r.jsonl")]) == 0
     records, problems, _, _ = validate_records(tmp_path / "out.jsonl.gz")
     assert problems.total == 0
     # "Okay, 2+2. Wait, 4." holds Okay and Wait; "Hmm. Rayleigh." holds Hmm: counts are those plus one.
-    assert compute_counts(records, keywords)["counts"].tolist() == [3, 2]
+    assert compute_counts(records, counting)["counts"].tolist() == [3, 2]
 
 
 @pytest.mark.parametrize("args, message", [

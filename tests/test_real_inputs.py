@@ -85,17 +85,17 @@ def test_unreadable_sources_stop_with_one_sentence(tmp_path, make, message):
         validate_records(make(tmp_path))
 
 
-def test_pretty_printed_export_round_trip_matches_the_formula(tmp_path, keywords):
+def test_pretty_printed_export_round_trip_matches_the_formula(tmp_path, counting):
     """An export mixing R1-style and tagged traces, pretty-printed: counts follow the formula."""
     (tmp_path / "export.json").write_bytes(pretty(record(0, 0, R1), record(0, 1, TAGGED)))
     records, problems, _, _ = validate_records(tmp_path / "export.json")
     assert problems.total == 0
-    counts = compute_counts(records, keywords)
+    counts = compute_counts(records, counting)
     # counts: keywords before the first </think>, plus one. R1: Okay, So (in "so."? no: case-sensitive), Wait,
     # Hmm, Wait -> "Okay", "Wait", "Hmm", "Wait" = 4 matches, + 1.
     assert counts["counts"].tolist() == [5, 3]
     assert counts["wait_counts"].tolist() == [3, 2]
-    strict = compute_counts(records, keywords, think_start="tag")
+    strict = compute_counts(records, counting.model_copy(update={"think_start": "tag"}))
     assert strict["wait_counts"].tolist() == [1, 2]  # the seed's formula misses the R1 trace's Waits
     assert strict["counts"].tolist() == [5, 3]  # keyword counts never needed the opening tag
 
@@ -122,13 +122,13 @@ def test_case_insensitive_keyword_counts(keywords):
     assert len(keyword_pattern(keywords, case_sensitive=False).findall("wait hmm Okay")) == 3
 
 
-def test_counts_warns_when_most_traces_lack_the_opening_tag_under_the_strict_rule(keywords):
+def test_counts_warns_when_most_traces_lack_the_opening_tag_under_the_strict_rule(counting):
     records = [record(0, i, R1) for i in range(3)] + [record(1, 0, TAGGED)]
-    counts = compute_counts(records, keywords, think_start="tag")
+    counts = compute_counts(records, counting.model_copy(update={"think_start": "tag"}))
     report, warning = counts_report(records, counts, "tag")
     assert report["records_without_opening_tag"] == 3
     assert warning.startswith("3 of 4 traces have </think> without <think>")
-    assert counts_report(records, compute_counts(records, keywords), "tag_or_start")[1] is None
+    assert counts_report(records, compute_counts(records, counting), "tag_or_start")[1] is None
 
 
 # (records, expected sizes or an error fragment)

@@ -10,11 +10,11 @@ from thinkcount.data.counting import (count_keywords, count_waits, keyword_patte
 KEY = ["worker_id", "sample_id"]
 
 
-def compute_counts(records, keywords, case_sensitive=True, think_start="tag_or_start"):
+def compute_counts(records, rules):
     """One row per record: prompt text and its id, the model that answered (None when unknown), whether the
-    trace was cut at the token limit, counts, wait_counts, think_chars (the `counts` params' rules) and the
-    export's reasoning_tokens (None where it has none)."""
-    keys, waits = keyword_pattern(keywords, case_sensitive), wait_pattern(case_sensitive)
+    trace was cut at the token limit, counts, wait_counts, think_chars (by rules, the `counts` params:
+    keywords, case_sensitive, think_start) and the export's reasoning_tokens (None where it has none)."""
+    keys, waits = keyword_pattern(rules.keywords, rules.case_sensitive), wait_pattern(rules.case_sensitive)
     texts = [prompt_text(r["instruction"], r["input"]) for r in records]
     return pd.DataFrame({
         "worker_id": [r["worker_id"] for r in records],
@@ -24,7 +24,7 @@ def compute_counts(records, keywords, case_sensitive=True, think_start="tag_or_s
         "model": [r.get("model") for r in records],
         "truncated": [bool(r.get("truncated", False)) for r in records],
         "counts": [count_keywords(r["content"], keys) for r in records],
-        "wait_counts": [count_waits(r["content"], think_start, waits) for r in records],
+        "wait_counts": [count_waits(r["content"], rules.think_start, waits) for r in records],
         "think_chars": [len(think_text(r["content"])) for r in records],
         "reasoning_tokens": [r.get("reasoning_tokens") for r in records],
         "trace_chars": [len(r["content"]) for r in records],
