@@ -90,13 +90,13 @@ def train_once(params, rows, folder):
 def bare_training(rows, labels, settings, device, precision):
     """Samples/s of a bare forward+backward+step loop on the same rows, batches and shapes."""
     train = rows[rows["split"] == "train"]
-    model, tokenizer = build_model(resolve_source(settings["model"], settings["source"]), int(labels.max()) + 1,
-                                   num_layers=settings["num_layers"])
+    model, tokenizer = build_model(resolve_source(settings.model, settings.source), int(labels.max()) + 1,
+                                   num_layers=settings.num_layers)
     model.to(device).train()
     ds = EncodedDataset(tokenizer, list(train["text"]), labels[(rows["split"] == "train").to_numpy()],
-                        settings["max_length"])
-    loader = torch.utils.data.DataLoader(ds, batch_size=settings["batch_size"],
-                                         sampler=LengthGroupedSampler(settings["batch_size"], dataset=ds),
+                        settings.max_length)
+    loader = torch.utils.data.DataLoader(ds, batch_size=settings.batch_size,
+                                         sampler=LengthGroupedSampler(settings.batch_size, dataset=ds),
                                          collate_fn=DataCollatorWithPadding(tokenizer))
     loss_fn, opt = make_loss("classification", "ce"), torch.optim.AdamW(model.parameters(), lr=1e-4)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -225,8 +225,8 @@ def main():
         labels, settings, trainer_rate = train_once(params, rows, folder)
         bare_rate = bare_training(rows, labels, settings, device, args.precision)
         results = {"training": {"trainer_samples_per_second": trainer_rate, "bare_samples_per_second": bare_rate,
-                                "ratio": trainer_rate / bare_rate, "model": settings["model"],
-                                "batch_size": settings["batch_size"], "max_length": settings["max_length"]},
+                                "ratio": trainer_rate / bare_rate, "model": settings.model,
+                                "batch_size": settings.batch_size, "max_length": settings.max_length},
                    "serving": bench_serving(folder, list(rows["text"][:512]), device),
                    "service_load_test": load_test.measure(folder, list(rows["text"][:512])),
                    "corpus_stage_memory": corpus_memory.measure(100)}

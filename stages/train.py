@@ -47,12 +47,12 @@ def main(params):
     prompts = prompts[prompts["split"].isin(["val", "test"])].reset_index(drop=True)
     markers = label_config.markers
     texts = [prepare_text(t, markers) for t in frame_texts(prompts, label_config.model_token)]
-    raw = predict_raw(model.to(best_device()), tokenizer, texts, settings["max_length"],
+    raw = predict_raw(model.to(best_device()), tokenizer, texts, settings.max_length,
                       params.train.eval_batch_size, progress=True)
     predictions = [{**row, **pred} for row, pred in zip(prompts[KEY + ["split"]].to_dict("records"),
                                                          prediction_records(raw, label_config))]
     write_jsonl(paths.predictions(name), predictions)
-    summary = {"model": settings["model"], "train_rows": history[0]["train_rows"], "train_seconds": round(seconds, 1),
+    summary = {"model": settings.model, "train_rows": history[0]["train_rows"], "train_seconds": round(seconds, 1),
                "phases": history}
     if params.train.int8:
         test_texts = [t for t, split in zip(texts, prompts["split"]) if split == "test"]

@@ -50,7 +50,7 @@ def test_every_method_and_baseline_under_the_budget_trains_on_the_same_rows():
     counts = pd.DataFrame({"worker_id": 0, "sample_id": np.arange(400), "counts": rng.integers(1, 90, 400)})
     frame = counts.merge(make_split(counts, 7, 0.1, 0.1, 5), on=["worker_id", "sample_id"])
     frame["text"], frame["label"] = "a prompt", 0.0
-    method_rows, _ = train_val_rows(frame, {"max_train_rows": 50}, 20, "m")
+    method_rows, _ = train_val_rows(frame, 50, 20, "m")
     baseline_rows = within_budget(frame[frame["split"] == "train"], 50)
     keys = lambda f: sorted(f["sample_id"])  # noqa: E731
     assert keys(method_rows) == keys(baseline_rows) and len(method_rows) == 50

@@ -1,4 +1,6 @@
 """Architecture-specific code on tiny BERT, RoBERTa and DeBERTa-v2 encoders built from configs."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -70,7 +72,7 @@ def test_special_methods_train_on_every_family(tmp_path, params, tiny_encoders, 
     changed = {n: not torch.equal(v, bottom[n]) for n, v in model.encoder.encoder.layer[0].named_parameters()}
     if name == "m04_two_stage":
         assert [h["trainable_layers"] for h in history] == [0, None]
-        assert [h["learning_rate"] for h in history] == [5e-4, settings["learning_rate"]]
+        assert [h["learning_rate"] for h in history] == [5e-4, settings.learning_rate]
         assert any(changed.values())  # stage 2 unfroze the encoder
     if name == "m07_custom_head":
         assert not any(changed.values())  # bottom layers stay as pretrained
@@ -133,8 +135,9 @@ def test_method_settings_apply_overrides(params, tiny_encoders):
     p = updated(p, methods={"m07_custom_head": {**p.methods["m07_custom_head"].model_dump(),
                                                 "overrides": {"model": "tiny-roberta", "batch_size": 4, "epochs": 5}}})
     s = method_settings(p, "m07_custom_head")
-    assert (s["model"], s["batch_size"], s["epochs"]) == ("tiny-roberta", 4, 5)
-    assert method_settings(p, "m01_regress")["model"] == "tiny-bert"
+    assert (s.model, s.batch_size, s.epochs) == ("tiny-roberta", 4, 5)
+    assert s.max_length == p.encoders["tiny-roberta"].max_length  # not overridden: the encoder's own
+    assert method_settings(p, "m01_regress").model == "tiny-bert"
 
 
 def test_unreachable_hub_model_stops_with_one_sentence(monkeypatch):
@@ -143,6 +146,11 @@ def test_unreachable_hub_model_stops_with_one_sentence(monkeypatch):
         resolve_source("deberta-v3-large", "microsoft/deberta-v3-large-not-cached")
     with pytest.raises(UserError, match="needs the Python package"):
         resolve_source("x", "package:no_such_package_here/model")
+
+
+def batches_of(params, size):
+    """A run's settings with batches of size rows and no accumulation."""
+    return replace(method_settings(params, "m01_regress"), batch_size=size, grad_accum=1)
 
 
 @pytest.mark.parametrize("task, loss, batches, mixed", [("ranking", "pairwise", "length_grouped", True),
@@ -154,10 +162,9 @@ def test_ranking_batches_mix_prompt_lengths(tmp_path, params, tiny_encoders, tas
     model, tokenizer = build_model(tiny_encoders["bert"], 1)
     texts = ["short prompt" if i % 2 else "a much longer prompt " * 5 for i in range(400)]
     data = EncodedDataset(tokenizer, texts, np.zeros(400, dtype=np.float32), 32)
-    settings = {"batch_size": 8, "grad_accum": 1}
     train = params.train.model_copy(update={"batches": batches})
-    trainer = make_trainer(model, tokenizer, (data, data), make_loss(task, loss, None), settings, train, "cpu", task,
-                           (1e-3, 1), tmp_path, False)
+    trainer = make_trainer(model, tokenizer, (data, data), make_loss(task, loss, None), batches_of(params, 8), train,
+                           "cpu", task, (1e-3, 1), tmp_path, False)
     lengths = [set(batch["attention_mask"].sum(1).tolist()) for batch in trainer.get_train_dataloader()]
     share_mixed = np.mean([len(s) > 1 for s in lengths])
     assert share_mixed >= 0.9 if mixed else share_mixed <= 0.25
@@ -173,7 +180,7 @@ def test_warmup_ratio_is_a_share_of_the_optimizer_steps(tmp_path, params, tiny_e
     data = EncodedDataset(tokenizer, ["a prompt"] * 8, np.zeros(8, dtype=np.float32), 32)
     train = params.train.model_copy(update={"warmup_ratio": ratio})
     trainer = make_trainer(model, tokenizer, (data, data), make_loss("regression", "mse", None),
-                           {"batch_size": 8, "grad_accum": 1}, train, "cpu", "regression", (1e-3, 1), tmp_path, False)
+                           batches_of(params, 8), train, "cpu", "regression", (1e-3, 1), tmp_path, False)
     trainer.create_optimizer_and_scheduler(num_training_steps=10)
     schedule = trainer.lr_scheduler.lr_lambdas[0]
     assert {step: round(schedule(step), 6) for step in multipliers} == multipliers

@@ -22,8 +22,8 @@ def write_model_card(out_dir, name, method, settings, summary, label_config):
         "## Method and settings",
         f"- task {method.task}, loss {method.loss}, head {method.head}, markers {method.markers or False}, "
         f"trainable layers {'all' if method.trainable_layers is None else method.trainable_layers}",
-        f"- encoder `{settings['model']}` ({settings['source']}), batch {settings['batch_size']}, "
-        f"lr {settings['learning_rate']}, epochs {settings['epochs']}, max length {settings['max_length']}",
+        f"- encoder `{settings.model}` ({settings.source}), batch {settings.batch_size}, "
+        f"lr {settings.learning_rate}, epochs {settings.epochs}, max length {settings.max_length}",
         "",
         "## Training",
         # No timings here: the card is part of the cached model, whose hash must not change on identical retraining.

@@ -1,7 +1,9 @@
 """One training entry point for every method, configured by the method's params."""
 import math
 import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -18,6 +20,20 @@ from thinkcount.methods.launch import check_precision, precision_flags, resolve_
 from thinkcount.methods.models import build_model, resolve_source
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """The values one training run uses."""
+    model: str  # encoder name in params' `encoders`
+    source: str  # where its weights are (hub id, folder, or package:NAME/PATH)
+    batch_size: int  # per process, after batch scaling
+    learning_rate: float
+    max_length: int  # tokens a prompt is cut to
+    epochs: float
+    grad_accum: int
+    max_train_rows: int
+    num_layers: Optional[int]  # encoder layers kept; None keeps them all
+
+
 def method_settings(params, name):
     """Encoder hints, then train defaults, then the method's overrides: the values one run uses."""
     overrides = params.methods[name].overrides.model_dump(exclude_none=True)
@@ -28,7 +44,7 @@ def method_settings(params, name):
         "learning_rate": encoder.learning_rate, "max_length": encoder.max_length, "epochs": train.epochs,
         "grad_accum": 1, "max_train_rows": train.max_train_rows, "num_layers": encoder.num_layers,
     }
-    return {**settings, **overrides}
+    return RunSettings(**{**settings, **overrides})
 
 
 def make_loss(task, loss, weights=None):
@@ -106,12 +122,12 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
     method, train_params = params.methods[name], params.train
     settings = scaled_for_processes(method_settings(params, name), train_params.batch_scaling)
     seed, task = train_params.seed, method.task
-    train, val = train_val_rows(rows, settings, train_params.max_val_rows, name)
+    train, val = train_val_rows(rows, settings.max_train_rows, train_params.max_val_rows, name)
     markers = label_config.markers
     n_outputs = label_config.n_labels if task == "classification" else 1
-    source = resolve_source(settings["model"], settings["source"])
+    source = resolve_source(settings.model, settings.source)
     model, tokenizer = build_model(source, n_outputs, method.head,
-                                   markers.tokens if markers else (), seed, settings["num_layers"])
+                                   markers.tokens if markers else (), seed, settings.num_layers)
     device = resolve_device(train_params)
     check_precision(train_params.precision, device, model.encoder.config.model_type)
     scale = target_scale(train["label"].to_numpy(), task)
@@ -120,9 +136,9 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
     if method.loss == "weighted_ce":
         weights = torch.tensor(class_weights(y_train, n_outputs), dtype=torch.float32)
     datasets = (EncodedDataset(tokenizer, [prepare_text(t, markers) for t in train["text"]], y_train,
-                               settings["max_length"]),
+                               settings.max_length),
                 EncodedDataset(tokenizer, [prepare_text(t, markers) for t in val["text"]],
-                               training_targets(val["label"].to_numpy(), task, scale), settings["max_length"]))
+                               training_targets(val["label"].to_numpy(), task, scale), settings.max_length))
     checkpoints = Path(out_dir) / "checkpoints"
     history = []
     for phase, (trainable, lr, epochs) in enumerate(training_phases(method, settings)):
@@ -135,7 +151,7 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
         history.append({"phase": phase, "train_rows": len(train), "trainable_layers": trainable,
                         "learning_rate": lr, "epochs": epochs,
                         "best_eval_loss": trainer.state.best_metric, "steps": trainer.state.global_step,
-                        "processes": trainer.args.world_size, "batch_size_per_process": settings["batch_size"],
+                        "processes": trainer.args.world_size, "batch_size_per_process": settings.batch_size,
                         "train_batches_per_process": len(trainer.get_train_dataloader()),
                         "train_samples_per_second": out.metrics["train_samples_per_second"]})
     # Every rank has loaded the best checkpoint before rank 0 alone removes them.
@@ -143,9 +159,9 @@ def train_method(params, name, rows, label_config, out_dir, live=None, progress=
     if trainer.is_world_process_zero():
         shutil.rmtree(checkpoints, ignore_errors=True)
     model.freeze(None)
-    calibration = (calibrate_scores(model, tokenizer, train, markers, settings["max_length"],
+    calibration = (calibrate_scores(model, tokenizer, train, markers, settings.max_length,
                                     train_params.eval_batch_size) if task == "ranking" else None)
-    trained = label_config.trained(max_length=settings["max_length"], scale=scale, calibration=calibration,
+    trained = label_config.trained(max_length=settings.max_length, scale=scale, calibration=calibration,
                                    class_weights=None if weights is None else weights.tolist())
     return model, tokenizer, settings, history, trained
 
@@ -158,16 +174,16 @@ def scaled_for_processes(settings, batch_scaling):
     if n == 1:
         return settings
     if batch_scaling == "linear_lr":
-        return {**settings, "learning_rate": settings["learning_rate"] * n}
-    if settings["batch_size"] % n:
-        raise UserError(f"train.batch_scaling fixed_global splits batch size {settings['batch_size']} over {n} "
+        return replace(settings, learning_rate=settings.learning_rate * n)
+    if settings.batch_size % n:
+        raise UserError(f"train.batch_scaling fixed_global splits batch size {settings.batch_size} over {n} "
                         f"processes, which does not divide it; use a multiple of {n}, or linear_lr.")
-    return {**settings, "batch_size": settings["batch_size"] // n}
+    return replace(settings, batch_size=settings.batch_size // n)
 
 
-def train_val_rows(rows, settings, max_val_rows, name):
+def train_val_rows(rows, max_train_rows, max_val_rows, name):
     """The method's train and val rows within their budgets (the split's shared order), val sorted by length."""
-    train = within_budget(rows[rows["split"] == "train"], settings["max_train_rows"])
+    train = within_budget(rows[rows["split"] == "train"], max_train_rows)
     val = within_budget(rows[rows["split"] == "val"], max_val_rows)
     if len(val) == 0:
         raise UserError(f"method {name}: its variant has no val rows.")
@@ -177,10 +193,10 @@ def train_val_rows(rows, settings, max_val_rows, name):
 def training_phases(method, settings):
     """(trainable layers, learning rate, epochs) per phase: one, or head alone first for two_stage."""
     if method.two_stage is None:
-        return [(method.trainable_layers, settings["learning_rate"], settings["epochs"])]
-    first = max(settings["epochs"] * method.two_stage.epoch_fraction, 0.1)
+        return [(method.trainable_layers, settings.learning_rate, settings.epochs)]
+    first = max(settings.epochs * method.two_stage.epoch_fraction, 0.1)
     return [(0, method.two_stage.learning_rate, first),
-            (method.trainable_layers, settings["learning_rate"], max(settings["epochs"] - first, 0.1))]
+            (method.trainable_layers, settings.learning_rate, max(settings.epochs - first, 0.1))]
 
 
 def sampling_strategy(task, batches):
@@ -208,7 +224,7 @@ def make_trainer(model, tokenizer, datasets, loss, settings, train_params, devic
     lr, epochs = schedule
     args = TrainingArguments(
         output_dir=str(checkpoints), num_train_epochs=epochs, learning_rate=lr,
-        per_device_train_batch_size=settings["batch_size"], gradient_accumulation_steps=settings["grad_accum"],
+        per_device_train_batch_size=settings.batch_size, gradient_accumulation_steps=settings.grad_accum,
         per_device_eval_batch_size=train_params.eval_batch_size,
         weight_decay=train_params.weight_decay,
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, save_only_model=True,

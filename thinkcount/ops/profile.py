@@ -53,7 +53,7 @@ def check_profile(params_path, overlay):
     params = merged_params(params_path, overlay)
     for name in params.methods:
         settings = method_settings(params, name)
-        resolve_source(settings["model"], settings["source"])
+        resolve_source(settings.model, settings.source)
     return params
 
 
