@@ -38,7 +38,7 @@ from thinkcount.data.corpus import generate  # noqa: E402
 from thinkcount.data.records import compute_counts  # noqa: E402
 from thinkcount.methods.labels import make_labels  # noqa: E402
 from thinkcount.methods.models import build_model, resolve_source  # noqa: E402
-from thinkcount.serve.onnx_export import export  # noqa: E402
+from thinkcount.serve.onnx_export import save_model  # noqa: E402
 from thinkcount.serve.predict import Predictor  # noqa: E402
 from thinkcount.methods.training import EncodedDataset, make_loss, train_method  # noqa: E402
 
@@ -81,8 +81,7 @@ def train_once(params, rows, folder):
     labels, config = make_labels(rows, params.methods[METHOD], params.train.seed, METHOD)
     model, tokenizer, settings, history, config = train_method(params, METHOD, rows.assign(label=labels), config,
                                                                folder, progress=False)
-    modelfolder.write_model(folder, model, tokenizer, config)
-    export(model, tokenizer, folder, int8=True)
+    save_model(folder, model, tokenizer, config, int8=True)
     modelfolder.seal(folder, METHOD, config)
     return labels, settings, history[-1]["train_samples_per_second"]
 

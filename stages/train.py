@@ -17,7 +17,7 @@ from thinkcount.methods.launch import launch_command
 from thinkcount.methods.modelcard import write_model_card
 from thinkcount.methods.training import train_method
 from thinkcount.pipeline import stage
-from thinkcount.serve.onnx_export import export, int8_agreement
+from thinkcount.serve.onnx_export import int8_agreement, save_model
 
 
 def main(params):
@@ -40,8 +40,7 @@ def main(params):
         live.end()
     if not is_main:
         return
-    modelfolder.write_model(out_dir, model, tokenizer, label_config)
-    export(model, tokenizer, out_dir, int8=params.train.int8)
+    save_model(out_dir, model, tokenizer, label_config, int8=params.train.int8)
 
     prompts = load_frame()
     prompts = prompts[prompts["split"].isin(["val", "test"])].reset_index(drop=True)

@@ -140,12 +140,11 @@ def sealed_model(folder, params, encoders, name="m08_markers", rows=None, int8=T
     the manifest), trained for a moment on tiny rows with a tiny encoder."""
     from thinkcount.methods import modelfolder
     from thinkcount.methods.training import train_method
-    from thinkcount.serve.onnx_export import export
+    from thinkcount.serve.onnx_export import save_model
     p = tiny_params(params, encoders)
     rows, config = labelled(p, name, tiny_rows() if rows is None else rows)
     model, tokenizer, _, _, config = train_method(p, name, rows, config, folder, progress=False)
-    modelfolder.write_model(folder, model, tokenizer, config)
-    export(model, tokenizer, folder, int8=int8)
+    save_model(folder, model, tokenizer, config, int8=int8)
     modelfolder.seal(folder, name, config)
     return folder
 

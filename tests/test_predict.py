@@ -113,7 +113,7 @@ def test_api_takes_any_iterable_of_prompts_and_checks_the_batch_size(model_dir):
 def test_onnx_copies_score_like_pytorch_and_serve_by_default_on_cpu(model_dir):
     from scipy.stats import kendalltau
 
-    from thinkcount.serve.onnx_export import OnnxModel
+    from thinkcount.serve.onnx_runtime import OnnxModel
     torch_predictor = Predictor.load(model_dir, backend="torch")
     prompts = [f"Why is the sky blue? How? {i}" if i % 2 else f"List {i} colors, please." for i in range(40)]
     exact = [r["score"] for r in torch_predictor.predict(prompts)]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from thinkcount.methods import modelfolder
 from thinkcount.serve.onnx_runtime import FP32, INT8, OnnxModel
 
 
@@ -21,6 +22,13 @@ class Logits(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def save_model(folder, model, tokenizer, label_config, int8=False):
+    """Everything of a model folder but its seal: weights, tokenizer and label configuration, then the ONNX
+    copies serving runs."""
+    modelfolder.write_model(folder, model, tokenizer, label_config)
+    export(model, tokenizer, folder, int8=int8)
 
 
 def export(model, tokenizer, folder, int8=False):

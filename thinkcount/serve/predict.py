@@ -24,7 +24,7 @@ from thinkcount.data.features import model_text, prepare_text
 from thinkcount.methods.inference import best_device, predict_raw, prediction_records
 from thinkcount.methods.modelfolder import MANIFEST, check_folder, loaded
 from thinkcount.methods.models import ComplexityModel
-from thinkcount.serve.onnx_export import FP32, INT8, OnnxModel
+from thinkcount.serve.onnx_runtime import FP32, INT8, OnnxModel
 
 
 class Predictor:
