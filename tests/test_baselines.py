@@ -1,12 +1,14 @@
 """The surface-count baseline: what it counts, and that it finds a target that hides in the prompt's surface."""
+from typing import get_args
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import kendalltau
 
-from thinkcount.evaluate.baselines import (ASK_WORDS, SHAPE, length_scores, model_scores, probe_scores, surface_counts,
-                                          surface_scores)
-from thinkcount.pipeline.config import Encoder
+from thinkcount.evaluate.baselines import (ASK_WORDS, KINDS, SHAPE, length_scores, model_scores, probe_scores,
+                                          surface_counts, surface_scores)
+from thinkcount.pipeline.config import Baseline, Encoder
 
 
 def test_surface_counts_are_what_a_reader_counts():
@@ -58,3 +60,8 @@ def test_the_probe_fits_a_ridge_on_the_frozen_encoder_s_states_through_the_typed
     long = np.asarray(test["counts"]) == 40
     assert np.min(score[long]) > np.max(score[~long])
     assert np.min(expected[long]) > 3 * np.max(expected[~long])
+
+
+def test_every_baseline_kind_the_configuration_accepts_scores_and_no_other():
+    accepted = set(get_args(Baseline.model_fields["kind"].annotation))
+    assert len(accepted) == 7 and accepted == set(KINDS) | {"oracle"}  # the oracle reads the generator, not train

@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from thinkcount import UserError
+from thinkcount.core import paths
 from thinkcount.data.records import KEY
 
 
@@ -117,21 +118,22 @@ def oracle_scores(test, oracle_rows):
         raise UserError("no oracle for this corpus (real data has none).")
     merged = test[KEY].merge(pd.DataFrame(oracle_rows), on=KEY, how="left")
     if merged["expected_counts"].isna().any():
-        raise UserError("data/raw/oracle.jsonl does not cover the test split.")
+        raise UserError(f"{paths.ORACLE} does not cover the test split.")
     return merged["expected_counts"].to_numpy(), merged["expected_counts"].to_numpy()
 
 
+# How each baseline kind scores the test rows, fitted on the train rows and spec's target (the oracle needs no
+# train rows: oracle_scores): (spec, train, test, encoder) -> (score, expected counts).
+KINDS = {
+    "length": lambda spec, train, test, encoder: length_scores(train, test, spec.target),
+    "surface": lambda spec, train, test, encoder: surface_scores(train, test, spec.alpha, spec.target),
+    "tfidf": lambda spec, train, test, encoder: tfidf_scores(train, test, spec.alpha, spec.max_features, spec.target),
+    "first_word": lambda spec, train, test, encoder: first_word_scores(train, test, spec.target),
+    "model": lambda spec, train, test, encoder: model_scores(train, test, spec.target),
+    "probe": lambda spec, train, test, encoder: probe_scores(train, test, encoder, spec.alpha, spec.target),
+}
+
+
 def baseline_scores(spec, train, test, encoder):
-    """Dispatch on spec.kind (not the oracle, which needs no train rows), fitted on spec's target."""
-    kind, target = spec.kind, spec.target
-    if kind == "length":
-        return length_scores(train, test, target)
-    if kind == "surface":
-        return surface_scores(train, test, spec.alpha, target)
-    if kind == "tfidf":
-        return tfidf_scores(train, test, spec.alpha, spec.max_features, target)
-    if kind == "first_word":
-        return first_word_scores(train, test, target)
-    if kind == "model":
-        return model_scores(train, test, target)
-    return probe_scores(train, test, encoder, spec.alpha, target)
+    """spec's baseline fitted on the train rows and its target, scoring the test rows."""
+    return KINDS[spec.kind](spec, train, test, encoder)
