@@ -10,6 +10,7 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Str
 
 from thinkcount import UserError
 from thinkcount.core import paths
+from thinkcount.data.counting import THINK_STARTS
 from thinkcount.data.features import NUMERIC
 
 # The schema of params.yaml: types, defaults, choices and ranges in one place (pydantic, strict: a string
@@ -53,7 +54,7 @@ class Data(Strict):
 class Counts(Strict):
     keywords: list
     case_sensitive: StrictBool
-    think_start: Literal["tag", "tag_or_start"]
+    think_start: Literal[THINK_STARTS]
 
     @field_validator("keywords")
     @classmethod
