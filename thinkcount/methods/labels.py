@@ -51,7 +51,7 @@ def log1p_labels(frame, target, train, spec, features, seed):
 def binned_labels(frame, target, train, spec, features, seed):
     """The bin of each row under the scheme's edges (manual, equal width or equal frequency on the train rows),
     empty bins merged away."""
-    edges = merge_empty_bins(bin_edges(spec.scheme, spec, target[train]), target[train])
+    edges = merge_empty_bins(bin_edges(spec, target[train]), target[train])
     config = {"edges": edges.tolist()}
     if spec.scheme == "equal_freq":
         config["bins_requested"] = spec.bins
@@ -82,13 +82,13 @@ def saved_feature_sets(method, feature_sets):
             "audit_features": saved(getattr(method.labels, "features", None) or method.markers)}
 
 
-def bin_edges(scheme, spec, train_target):
-    if scheme == "manual":
+def bin_edges(spec, train_target):
+    if spec.scheme == "manual":
         edges = np.asarray(spec.edges, dtype=float)
         if len(edges) < 2 or np.any(np.diff(edges) <= 0):
             raise UserError("labels.edges must be at least two strictly increasing numbers.")
         return edges
-    if scheme == "equal_width":
+    if spec.scheme == "equal_width":
         _, edges = pd.cut(train_target, spec.bins, retbins=True)
     else:
         # Heavy ties (a quarter of counts are 1) make quantile edges repeat: drop them.
