@@ -60,11 +60,14 @@ def add_sample_ceiling(rows, scores, test, ev):
     targets = sorted({r["target"] for r in rows})
     samples = RepeatedSamples.of(test)
     ceilings = {t: sample_ceiling(samples, test, t, ev.bootstrap, ev.seed) for t in targets}
+    truth = {t: test[t].to_numpy(float) for t in targets if ceilings[t] is not None}
+    pair_truth = {t: samples.pair_mean(np.log1p(y)) for t, y in truth.items()}
     for r in rows:
         ceiling = ceilings[r["target"]]
         if ceiling is None or r["method"] not in scores or not np.isfinite(scores[r["method"]]).all():
             continue
-        on_held, vs_mean = tau_on_pairs(scores[r["method"]], test, r["target"], samples)
+        t = r["target"]
+        on_held, vs_mean = tau_on_pairs(scores[r["method"]], truth[t], pair_truth[t], samples)
         r["share_of_ceiling"] = None if on_held is None or not ceiling["kendall_tau"] else \
             on_held / ceiling["kendall_tau"]
         r["kendall_tau_mean"] = vs_mean

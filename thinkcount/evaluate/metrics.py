@@ -119,12 +119,12 @@ def sample_ceiling(samples, test, target, n_boot, seed):
             "kendall_tau_ci95": bootstrap_tau(others, y[samples.held], n_boot, seed)}
 
 
-def tau_on_pairs(score, test, target, samples):
+def tau_on_pairs(score, y, y_pair_mean, samples):
     """(tau on the ceiling's held-out rows, tau of the pair-mean score against the pair-mean log1p target over
-    every (prompt, model) pair): a score judged on the ceiling's rows and against the mean of samples."""
-    score, y = np.asarray(score, float), test[target].to_numpy(float)
-    return (kendall(score[samples.held], y[samples.held]),
-            kendall(samples.pair_mean(score), samples.pair_mean(np.log1p(y))))
+    every (prompt, model) pair): a score judged on the ceiling's rows and against the mean of samples.
+    y: the target at every test row; y_pair_mean: samples.pair_mean(np.log1p(y)), the same for every score."""
+    score = np.asarray(score, float)
+    return kendall(score[samples.held], y[samples.held]), kendall(samples.pair_mean(score), y_pair_mean)
 
 
 def yardstick(score, expected, truth, target, n_boot=1000, seed=0, top_share=0.1):
