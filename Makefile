@@ -6,10 +6,13 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: run test test-fast ci-repro ci-floors real seed-sweep seed-profile gpu-profile bench clean-venv
 
+# pip byte-compiles what it installs on one core (a minute of the install); compileall uses every core. Its
+# status is ignored, as pip ignores the same failures: files for other Pythons, such as torch's py312_intrinsics.py.
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-compile -r requirements.txt
+	$(VENV)/bin/python -m compileall -qq -j 0 $(VENV)/lib || true
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
