@@ -151,23 +151,26 @@ def exp_file(repo, name, path):
 
 
 def test_queued_experiments_run_their_own_workspace_code(repo):
-    """`dvc exp run --queue` runs in a temporary workspace: the stage must import that workspace's library."""
+    """`dvc exp run --queue` runs in a temporary workspace: the stage must import that workspace's code. Both
+    experiments change what only the compare stage reads, so each reruns one stage."""
     commit(repo, "results before the queue")
-    report = repo / "thinkcount/evaluate/report.py"
-    original = report.read_text()
-    report.write_text(original.replace('"# Comparison of predictors"', '"# Comparison of predictors (queued code)"'))
+    stage = repo / "stages/compare.py"
+    original = stage.read_text()
+    stage.write_text(original.replace('"make run (dvc repro)"', '"make run (queued code)"'))
     try:
         sh(repo, "dvc", "exp", "run", "--queue", "-n", "probe")
     finally:
-        report.write_text(original)
-    sh(repo, "dvc", "exp", "run", "--queue", "-n", "boot40", "-S", "evaluate.bootstrap=40")
+        stage.write_text(original)
+    sh(repo, "dvc", "exp", "run", "--queue", "-n", "repeats3", "-S", "serving.repeats=3")
     sh(repo, "dvc", "exp", "run", "--run-all", "-j", "2")
-    assert exp_file(repo, "probe", "reports/comparison.md").startswith("# Comparison of predictors (queued code)")
+    assert exp_file(repo, "probe", "reports/comparison.md").startswith(
+        "# Comparison of predictors\n\nProduced by `make run (queued code)`")
     assert "(queued code)" not in (repo / "reports/comparison.md").read_text()
-    assert yaml.safe_load(exp_file(repo, "boot40", "params.yaml"))["evaluate"]["bootstrap"] == 40
-    assert json.loads(exp_file(repo, "boot40", "metrics/eval/m13_rank.json"))["method"] == "m13_rank"
+    assert yaml.safe_load(exp_file(repo, "repeats3", "params.yaml"))["serving"]["repeats"] == 3
+    assert json.loads(exp_file(repo, "repeats3", "metrics/serving.json")) != json.loads(
+        (repo / "metrics/serving.json").read_text())  # 3 arrival sequences, not 20
     shown = sh(repo, "dvc", "exp", "show", "--md", "--only-changed", "--drop", "Created|State|Executor")
-    assert "probe" in shown and "boot40" in shown
+    assert "probe" in shown and "repeats3" in shown
 
 
 def test_push_then_pull_in_a_fresh_clone_gives_a_working_predictor_with_nothing_rebuilt(repo, tmp_path):
