@@ -182,3 +182,20 @@ def test_a_stage_ends_when_its_launcher_is_killed(through_shell):
     launcher.wait()
     gone, alive = psutil.wait_procs(stage, timeout=10)
     assert not alive and len(gone) == 1  # the shell, if any, then ends by itself
+
+
+# A launcher that has ended (a finished `sleep`) or one still running (this test's own process).
+ORPHAN_CHECK = ("import subprocess, sys, psutil; from thinkcount.pipeline import stage; "
+                "p = subprocess.Popen(['sleep', '5']); launcher = psutil.Process(p.pid); p.kill(); p.wait(); "
+                "stage.LAUNCHERS[:] = [launcher if sys.argv[1] == 'ended' else psutil.Process().parent()]; "
+                "stage.stop_if_orphaned(); print('published')")
+
+
+@pytest.mark.parametrize("launcher, publishes", [("ended", False), ("running", True)])
+def test_a_stage_checks_its_launcher_before_publishing_between_the_watchers_looks(launcher, publishes):
+    """The watcher thread looks once a second; a small model seals its folder in less, so the train stage
+    checks once more just before: an orphan stops there with status 1."""
+    proc = subprocess.run([sys.executable, "-c", ORPHAN_CHECK, launcher], env=PYTHON_ENV, capture_output=True,
+                          text=True, timeout=60)
+    assert (proc.returncode, "published" in proc.stdout) == ((0, True) if publishes else (1, False))
+    assert ("has ended; stopping" in proc.stderr) is not publishes

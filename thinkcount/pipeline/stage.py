@@ -40,25 +40,40 @@ def launchers():
     return chain
 
 
+LAUNCHERS = []  # set by exit_with_parent: the processes whose end stops this stage
+
+
+def alive(process):
+    import psutil
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def stop_as_orphan():
+    print(f"error: {sys.argv[0]}: the process that started this stage has ended; stopping.", file=sys.stderr)
+    os._exit(1)
+
+
 def exit_with_parent(interval=1.0):
     """End this process as soon as one of its launchers dies: an orphaned train stage would go on writing
     its outputs while the next `dvc repro` starts another writer on the same files."""
-    import psutil
-    chain = launchers()
-
-    def alive(process):
-        try:
-            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
+    LAUNCHERS[:] = launchers()
 
     def watch():
-        while all(alive(p) for p in chain):
+        while all(alive(p) for p in LAUNCHERS):
             time.sleep(interval)
-        print(f"error: {sys.argv[0]}: the process that started this stage has ended; stopping.", file=sys.stderr)
-        os._exit(1)
-    if chain:
+        stop_as_orphan()
+    if LAUNCHERS:
         threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def stop_if_orphaned():
+    """Check the launchers now, before a step that must not happen once dvc has gone (publishing a model
+    folder): the watcher looks only once per interval, and a small model finishes its folder in less."""
+    if not all(alive(p) for p in LAUNCHERS):
+        stop_as_orphan()
 
 
 def record_time():
