@@ -51,29 +51,26 @@ def alive(process):
         return False
 
 
-def stop_as_orphan():
-    print(f"error: {sys.argv[0]}: the process that started this stage has ended; stopping.", file=sys.stderr)
-    os._exit(1)
-
-
 def exit_with_parent(interval=1.0):
     """End this process as soon as one of its launchers dies: an orphaned train stage would go on writing
     its outputs while the next `dvc repro` starts another writer on the same files."""
     LAUNCHERS[:] = launchers()
 
     def watch():
-        while all(alive(p) for p in LAUNCHERS):
+        while True:
+            stop_if_orphaned()
             time.sleep(interval)
-        stop_as_orphan()
     if LAUNCHERS:
         threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def stop_if_orphaned():
-    """Check the launchers now, before a step that must not happen once dvc has gone (publishing a model
-    folder): the watcher looks only once per interval, and a small model finishes its folder in less."""
+    """Stop now if a launcher has died. The watcher calls it once per interval; a stage calls it itself before
+    a step that must not happen once dvc has gone (publishing a model folder), as a small model finishes its
+    folder in less than an interval."""
     if not all(alive(p) for p in LAUNCHERS):
-        stop_as_orphan()
+        print(f"error: {sys.argv[0]}: the process that started this stage has ended; stopping.", file=sys.stderr)
+        os._exit(1)
 
 
 def record_time():
