@@ -5,8 +5,8 @@ import pytest
 
 from thinkcount.data.features import feature_set
 from thinkcount.evaluate import metrics
-from thinkcount.evaluate.metrics import (bootstrap_tau, eta_squared, kendall, leakage_audit, resampled_kendall,
-                                         yardstick, yardstick_both)
+from thinkcount.evaluate.metrics import (Resamples, bootstrap_tau, eta_squared, kendall, leakage_audit, yardstick,
+                                         yardstick_both)
 from thinkcount.evaluate.report import markdown, summary_rows
 from thinkcount.methods.labelconfig import LabelConfig
 
@@ -46,21 +46,24 @@ def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
 
 
 @pytest.mark.parametrize("pair_form_max_rows", [4000, 2])  # the pair form, and sorting each resample
-def test_resampled_kendall_matches_hand_counted_pairs(monkeypatch, pair_form_max_rows):
+def test_resampled_taus_match_hand_counted_pairs(monkeypatch, pair_form_max_rows):
     """x = [1, 2, 3, 3], y = [1, 3, 2, 2]: 3 concordant, 2 discordant, one pair tied in both, so tau-b is
     (3 - 2) / sqrt(5 * 5) = 0.2; rows [0, 0, 1, 2]: 4 concordant, 1 discordant, one joint tie: 3 / 5 = 0.6;
     rows [2, 3, 2, 3]: x constant, tau undefined."""
     monkeypatch.setattr(metrics, "PAIR_FORM_MAX_ROWS", pair_form_max_rows)
     rows = [np.array(r) for r in ([0, 1, 2, 3], [0, 0, 1, 2], [2, 3, 2, 3])]
-    taus = resampled_kendall([1, 2, 3, 3], [1, 3, 2, 2], rows)
+    taus = Resamples([1, 3, 2, 2], rows).taus([1, 2, 3, 3])
     assert taus[0] == pytest.approx(0.2) and taus[1] == pytest.approx(0.6) and taus[2] is None
 
 
-def test_resampled_kendall_gives_scipys_floats_on_tied_data_across_blocks():
+def test_resampled_taus_give_scipys_floats_on_tied_data_across_blocks():
+    """Two scores on the same resamples: what the resamples keep for the target serves each unchanged."""
     rng = np.random.default_rng(5)
     x, y = rng.integers(0, 6, 700).astype(float), rng.normal(size=700).round(1)  # 700 rows: two blocks of 512
-    resamples = [rng.integers(0, 700, 700) for _ in range(40)]
-    assert resampled_kendall(x, y, resamples) == [kendall(x[idx], y[idx]) for idx in resamples]
+    other = -x + rng.normal(size=700).round()
+    resamples = Resamples(y, [rng.integers(0, 700, 700) for _ in range(40)])
+    for score in (x, other, x):
+        assert resamples.taus(score) == [kendall(score[idx], y[idx]) for idx in resamples.indices]
 
 
 def test_eta_squared():

@@ -33,22 +33,52 @@ PAIR_FORM_MAX_ROWS = 4000
 PAIR_BLOCK = 512  # rows of the pair matrices held at once
 
 
-def resampled_kendall(x, y, resamples):
-    """Kendall tau-b of x against y on each resample (an array of row indices), equal to
-    `kendall(x[idx], y[idx])` for each: tau-b is a function of pair counts, and a resample's concordant-minus-
-    discordant and tied pair counts are quadratic forms of its row multiplicities, so one pass over the n x n
-    pairs serves every resample (thousands of scipy calls took most of the compare stage)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) > PAIR_FORM_MAX_ROWS or not (np.isfinite(x).all() and np.isfinite(y).all()):
-        return [kendall(x[idx], y[idx]) for idx in resamples]
-    weights = np.stack([np.bincount(idx, minlength=len(x)) for idx in resamples]).astype(float)
-    sums = np.zeros((3, len(weights)))  # over ordered pairs: sign agreement, ties in x, ties in y
-    for start in range(0, len(x), PAIR_BLOCK):
-        rows = slice(start, start + PAIR_BLOCK)
-        sx, sy = np.sign(x[rows, None] - x), np.sign(y[rows, None] - y)
-        for total, pairs in zip(sums, (sx * sy, sx == 0, sy == 0)):
-            total += ((weights[:, rows] @ pairs) * weights).sum(axis=1)  # integers, exact in float64
-    return [tau_b(len(idx), *(int(round(v)) for v in column)) for idx, column in zip(resamples, sums.T)]
+class Resamples:
+    """Resamples of a target's rows (arrays of row indices) and what the Kendall tau of any score on them shares.
+    `taus(score)` equals `[kendall(score[idx], target[idx]) for idx in indices]`: tau-b is a function of pair
+    counts, and a resample's concordant-minus-discordant and tied pair counts are quadratic forms of its row
+    multiplicities, so one pass over the n x n pairs serves every resample (thousands of scipy calls took most of
+    the compare stage). The multiplicities, the target's pair signs and its tied-pair sums are the same for every
+    score, so they are computed once."""
+
+    def __init__(self, target, indices):
+        self.target, self.indices = np.asarray(target, float), list(indices)
+        n = len(self.target)
+        self.pair_form = n <= PAIR_FORM_MAX_ROWS and bool(np.isfinite(self.target).all())
+        if self.pair_form:
+            self.weights = np.stack([np.bincount(idx, minlength=n) for idx in self.indices]).astype(float)
+            self.target_signs = [np.sign(self.target[rows, None] - self.target).astype(np.int8)
+                                 for rows in self.blocks()]
+            self.target_equal = sum(self.pair_sums(rows, signs == 0)
+                                    for rows, signs in zip(self.blocks(), self.target_signs))
+
+    @classmethod
+    def bootstrap(cls, target, n_boot, seed):
+        """n_boot resamples of the rows with replacement, drawn from a generator seeded with `seed`."""
+        n, rng = len(target), np.random.default_rng(seed)
+        return cls(target, [rng.integers(0, n, n) for _ in range(n_boot)])
+
+    def blocks(self):
+        """Row slices of the pair matrices held at once."""
+        return [slice(start, start + PAIR_BLOCK) for start in range(0, len(self.target), PAIR_BLOCK)]
+
+    def pair_sums(self, rows, pairs):
+        """Per resample, the sum of pairs[i, j] weighted by the multiplicities of rows i (in `rows`) and j:
+        integers, exact in float64."""
+        return ((self.weights[:, rows] @ pairs) * self.weights).sum(axis=1)
+
+    def taus(self, score):
+        """Kendall tau-b of score against the target on each resample (None where it is undefined)."""
+        x = np.asarray(score, float)
+        if not (self.pair_form and np.isfinite(x).all()):
+            return [kendall(x[idx], self.target[idx]) for idx in self.indices]
+        agreement, x_equal = np.zeros(len(self.indices)), np.zeros(len(self.indices))
+        for rows, target_signs in zip(self.blocks(), self.target_signs):  # over ordered pairs
+            signs = np.sign(x[rows, None] - x)
+            agreement += self.pair_sums(rows, signs * target_signs)
+            x_equal += self.pair_sums(rows, signs == 0)
+        return [tau_b(len(idx), *(int(round(v)) for v in sums))
+                for idx, sums in zip(self.indices, zip(agreement, x_equal, self.target_equal))]
 
 
 def tau_b(size, agreement, x_equal, y_equal):
@@ -64,9 +94,7 @@ def tau_b(size, agreement, x_equal, y_equal):
 def bootstrap_tau(score, target, n_boot, seed):
     """95% percentile interval of Kendall tau-b over bootstrap resamples of the prompts ([None, None] when
     tau is undefined on every resample)."""
-    rng = np.random.default_rng(seed)
-    taus = resampled_kendall(score, target, [rng.integers(0, len(score), len(score)) for _ in range(n_boot)])
-    taus = [t for t in taus if t is not None]
+    taus = [t for t in Resamples.bootstrap(target, n_boot, seed).taus(score) if t is not None]
     return [float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))] if taus else [None, None]
 
 
@@ -76,14 +104,13 @@ def paired_differences(scores, target, reference, n_boot, seed, alpha=0.05):
     bootstrap p-value of a zero difference; the verdict is better or worse when Holm's step-down correction
     over all of `scores` keeps it below alpha, else indistinguishable. Undefined where either tau is."""
     target, reference = np.asarray(target, float), np.asarray(reference, float)
-    rng = np.random.default_rng(seed)
-    resamples = [rng.integers(0, len(target), len(target)) for _ in range(n_boot)]
-    ref_taus = resampled_kendall(reference, target, resamples)
+    resamples = Resamples.bootstrap(target, n_boot, seed)
+    ref_whole, ref_taus = kendall(reference, target), resamples.taus(reference)
     out = {}
     for name, score in scores.items():
         score = np.asarray(score, float)
-        whole = kendall(score, target), kendall(reference, target)
-        taus = resampled_kendall(score, target, resamples)
+        whole = kendall(score, target), ref_whole
+        taus = resamples.taus(score)
         diffs = np.array([t - r for t, r in zip(taus, ref_taus) if t is not None and r is not None])
         if None in whole or not len(diffs):
             out[name] = {"difference": None, "ci95": [None, None], "p": None, "p_holm": None, "verdict": UNDEFINED}
