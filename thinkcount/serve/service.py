@@ -116,6 +116,8 @@ class Metrics:
         self.latency = Histogram("thinkcount_request_seconds", "Request latency by endpoint", ["endpoint"],
                                  registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.in_flight = Gauge("thinkcount_requests_in_flight", "Requests being answered, by endpoint", ["endpoint"],
+                               registry=self.registry)
         self.model = Gauge("thinkcount_model_info", "The model being served (value 1)", ["folder", "version"],
                            registry=self.registry)
 
@@ -130,7 +132,8 @@ def endpoint(name, metrics):
         async def route(request):
             start = time.perf_counter()
             try:
-                response = await handler(request)
+                with metrics.in_flight.labels(endpoint=name).track_inprogress():
+                    response = await handler(request)
             except BadRequest as e:
                 response = JSONResponse({"error": str(e)}, status_code=e.status)
             except UserError as e:
