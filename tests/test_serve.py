@@ -100,7 +100,8 @@ def in_thread(app):
 
 @pytest.fixture(scope="module")
 def scoring(model_dir):
-    with service(model_dir, "--max-wait-ms", 50, "--max-prompts", 8, "--max-body-bytes", 4096) as (url, _):
+    options = ["--max-batch", 64, "--max-wait-ms", 50, "--max-prompts", 8, "--max-body-bytes", 4096]
+    with service(model_dir, *options) as (url, _):
         yield url
 
 
@@ -180,7 +181,7 @@ def test_reload_serves_the_new_model_and_refuses_a_bad_folder(model_dir, tmp_pat
 
 
 def test_sigterm_drains_the_request_in_flight_and_exits_0(model_dir):
-    with service(model_dir, "--max-wait-ms", 5000) as (url, proc):  # a request waits 5 s for company
+    with service(model_dir, "--max-batch", 64, "--max-wait-ms", 5000) as (url, proc):  # waits 5 s for company
         replies = []
         thread = threading.Thread(target=lambda: replies.append(httpx.post(f"{url}/score", json={
             "prompts": ["Why?"]}, timeout=30)))
