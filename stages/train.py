@@ -16,7 +16,7 @@ from thinkcount.methods.labelconfig import LabelConfig
 from thinkcount.methods.launch import launch_command
 from thinkcount.methods.modelcard import write_model_card
 from thinkcount.methods.training import train_method
-from thinkcount.pipeline import stage
+from thinkcount.pipeline import launcher, stage
 from thinkcount.serve.onnx_export import int8_agreement, save_model
 
 
@@ -58,7 +58,7 @@ def main(params):
         summary["int8_kendall_tau_vs_fp32"] = int8_agreement(out_dir, tokenizer, test_texts, label_config)
     write_json(paths.train_metrics(name), summary)
     write_model_card(out_dir, name, params.methods[name], settings, summary, label_config)
-    stage.stop_if_orphaned()
+    launcher.stop_if_orphaned()
     modelfolder.seal(out_dir, name, label_config)
     modelfolder.publish(out_dir, final)
     print(f"train {name}: {summary}")

@@ -163,32 +163,56 @@ def test_a_method_gated_on_accuracy_by_design_still_fails_a_reversed_ranking(tmp
 
 
 # ---- a stage ends when the process that started it dies ----
-CHILD = ("import time; from thinkcount.pipeline.stage import exit_with_parent; exit_with_parent(0.1); print('ready', "
-         "flush=True); time.sleep(60)")
+CHILD = ("import time; from thinkcount.pipeline.launcher import watch_launchers; watch_launchers(0.1); "
+         "print('ready', flush=True); time.sleep(60)")
+# A stage as dvc starts it: `import stages` reads the launchers, then the stage module imports for seconds
+# (the sleep), during which its shell, had dvc died, would already belong to init.
+IMPORTING = "import stages, time; print('ready', flush=True); time.sleep(60)"
+
+
+def start_stage_under_launcher(code, through_shell, env):
+    """A launcher process running `python -c code` (through a shell that stays, if asked); the stage process."""
+    child = [sys.executable, "-c", code]
+    if through_shell:  # `; true` keeps the shell alive between the launcher and the stage
+        child = ["sh", "-c", f"{sys.executable} -c \"{code}\"; true"]
+    launcher = subprocess.Popen([sys.executable, "-c", f"import subprocess; subprocess.run({child!r})"],
+                                env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert launcher.stdout.readline().strip() == "ready"
+    stage = [p for p in psutil.Process(launcher.pid).children(recursive=True) if p.name().startswith("python")
+             and "-c" in p.cmdline() and code in p.cmdline()]
+    assert len(stage) == 1
+    return launcher, stage
 
 
 @pytest.mark.parametrize("through_shell", [False, True], ids=["direct child", "through a shell that stays"])
 def test_a_stage_ends_when_its_launcher_is_killed(through_shell):
-    child = [sys.executable, "-c", CHILD]
-    if through_shell:  # `; true` keeps the shell alive between the launcher and the stage
-        child = ["sh", "-c", f"{sys.executable} -c \"{CHILD}\"; true"]
-    launcher = subprocess.Popen([sys.executable, "-c", f"import subprocess; subprocess.run({child!r})"],
-                                env=PYTHON_ENV, stdout=subprocess.PIPE, text=True)
-    assert launcher.stdout.readline().strip() == "ready"
-    stage = [p for p in psutil.Process(launcher.pid).children(recursive=True) if "exit_with_parent" in " ".join(
-        p.cmdline()) and p.name().startswith("python")]
-    assert len(stage) == 1
+    launcher, stage = start_stage_under_launcher(CHILD, through_shell, PYTHON_ENV)
     launcher.send_signal(signal.SIGKILL)
     launcher.wait()
     gone, alive = psutil.wait_procs(stage, timeout=10)
     assert not alive and len(gone) == 1  # the shell, if any, then ends by itself
 
 
+@pytest.mark.parametrize("dvc_stage, ends", [(True, True), (False, False)], ids=["under dvc", "run by hand"])
+def test_a_stage_whose_launcher_dies_while_it_imports_ends(dvc_stage, ends):
+    """The launchers are read when the stages package is imported, not after the stage module's imports: a
+    chain read after its shell was handed to init would hold only live processes and never fire. Run by hand
+    (no DVC_STAGE) a stage does not watch its shell."""
+    env = {**PYTHON_ENV, "DVC_STAGE": "train@m01"} if dvc_stage else PYTHON_ENV
+    launcher, stage = start_stage_under_launcher(IMPORTING, True, env)
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    gone, alive = psutil.wait_procs(stage, timeout=10 if ends else 3)
+    for p in alive:
+        p.kill()
+    assert (len(gone), len(alive)) == ((1, 0) if ends else (0, 1))
+
+
 # A launcher that has ended (a finished `sleep`) or one still running (this test's own process).
-ORPHAN_CHECK = ("import subprocess, sys, psutil; from thinkcount.pipeline import stage; "
-                "p = subprocess.Popen(['sleep', '5']); launcher = psutil.Process(p.pid); p.kill(); p.wait(); "
-                "stage.LAUNCHERS[:] = [launcher if sys.argv[1] == 'ended' else psutil.Process().parent()]; "
-                "stage.stop_if_orphaned(); print('published')")
+ORPHAN_CHECK = ("import subprocess, sys, psutil; from thinkcount.pipeline.launcher import LAUNCHERS, stop_if_orphaned; "
+                "p = subprocess.Popen(['sleep', '5']); ended = psutil.Process(p.pid); p.kill(); p.wait(); "
+                "LAUNCHERS[:] = [ended if sys.argv[1] == 'ended' else psutil.Process().parent()]; "
+                "stop_if_orphaned(); print('published')")
 
 
 @pytest.mark.parametrize("launcher, publishes", [("ended", False), ("running", True)])

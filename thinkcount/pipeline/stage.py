@@ -1,12 +1,11 @@
-"""What every stage script shares: run main(params), turn a UserError into one line and exit 1, and end
-when the process that started the stage (dvc) dies.
+"""What every stage script shares: run main(params) and turn a UserError into one line and exit 1. (Ending
+when the process that started the stage dies is thinkcount/pipeline/launcher.py, started by stages/__init__.py.)
 
 With THINKCOUNT_STAGE_TIMES=FILE, each stage appends its wall time from process start (imports
 included) to FILE as a JSON line: benchmarks/stage_times.py tabulates a run's."""
 import json
 import os
 import sys
-import threading
 import time
 
 from thinkcount import UserError, exit_status
@@ -14,63 +13,10 @@ from thinkcount.pipeline.config import load_params
 
 
 def run(main):
-    exit_with_parent()
     status = exit_status(lambda: main(load_params()))
     if status:
         sys.exit(status)
     record_time()
-
-
-SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}
-
-
-def launchers():
-    """The processes this stage lives under: its parent, and above it any shell the command went through
-    and, for a torchrun rank, torchrun itself, up to the first other process (dvc)."""
-    import psutil  # a dependency of dvc
-    chain, process = [], psutil.Process().parent()
-    torchrun_levels = 1 if "LOCAL_RANK" in os.environ else 0
-    while process is not None:
-        chain.append(process)
-        if process.name() in SHELLS or torchrun_levels:
-            torchrun_levels -= process.name() not in SHELLS
-            process = process.parent()
-            continue
-        break
-    return chain
-
-
-LAUNCHERS = []  # set by exit_with_parent: the processes whose end stops this stage
-
-
-def alive(process):
-    import psutil
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def exit_with_parent(interval=1.0):
-    """End this process as soon as one of its launchers dies: an orphaned train stage would go on writing
-    its outputs while the next `dvc repro` starts another writer on the same files."""
-    LAUNCHERS[:] = launchers()
-
-    def watch():
-        while True:
-            stop_if_orphaned()
-            time.sleep(interval)
-    if LAUNCHERS:
-        threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def stop_if_orphaned():
-    """Stop now if a launcher has died. The watcher calls it once per interval; a stage calls it itself before
-    a step that must not happen once dvc has gone (publishing a model folder), as a small model finishes its
-    folder in less than an interval."""
-    if not all(alive(p) for p in LAUNCHERS):
-        print(f"error: {sys.argv[0]}: the process that started this stage has ended; stopping.", file=sys.stderr)
-        os._exit(1)
 
 
 def record_time():
