@@ -20,8 +20,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from conftest import ROOT, model_aware_copy, sealed_model
+from thinkcount import UserError
+from thinkcount.serve.batcher import MicroBatcher
 from thinkcount.serve.predict import Predictor
 from thinkcount.serve.proxy import PATHS, capped, priority
+from thinkcount.serve.service import ServeConfig, parse_args
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
@@ -100,7 +103,7 @@ def in_thread(app):
 
 @pytest.fixture(scope="module")
 def scoring(model_dir):
-    options = ["--max-batch", 64, "--max-wait-ms", 50, "--max-prompts", 8, "--max-body-bytes", 4096]
+    options = ["--max-batch", 64, "--batch-from", 1, "--max-wait-ms", 50, "--max-prompts", 8, "--max-body-bytes", 4096]
     with service(model_dir, *options) as (url, _):
         yield url
 
@@ -160,6 +163,50 @@ def test_concurrent_requests_are_scored_in_shared_batches(scoring):
     assert 'thinkcount_requests_total{endpoint="score",status="200"}' in text and "thinkcount_model_info{" in text
 
 
+def batch_sizes(waiting, batch_from):
+    """The batch sizes a MicroBatcher scores when `waiting` one-prompt requests queue behind one being scored."""
+    sizes, release = [], threading.Event()
+
+    def score(prompts):
+        sizes.append(len(prompts))
+        release.wait(10)
+        return [p.upper() for p in prompts]
+
+    async def submit_all():
+        batcher = MicroBatcher(score, max_batch=64, max_wait=0, batch_from=batch_from)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit(["a"]))
+        while not sizes:  # the model is busy with the first request
+            await asyncio.sleep(0.01)
+        others = [asyncio.create_task(batcher.submit([f"p{i}"])) for i in range(waiting)]
+        await asyncio.sleep(0.05)  # every other request is in the queue
+        release.set()
+        results = await asyncio.gather(first, *others)
+        await batcher.stop()
+        return results
+    assert asyncio.run(submit_all()) == [["A"]] + [[f"P{i}"] for i in range(waiting)]
+    return sizes
+
+
+def test_requests_are_batched_only_once_batch_from_of_them_wait():
+    assert batch_sizes(3, batch_from=4) == [1, 1, 1, 1]  # a short queue: each scored alone, as it comes
+    assert batch_sizes(4, batch_from=4) == [1, 4]
+    assert batch_sizes(2, batch_from=1) == [1, 2]
+
+
+@pytest.mark.parametrize("option, value, message", [("--batch-from", "0", "--batch-from must be at least 1."),
+                                                    ("--max-wait-ms", "-1", "--max-wait-ms must be 0 or more."),
+                                                    ("--threshold", "3", "--reasoning-upstream and --threshold go")])
+def test_a_bad_service_option_is_refused_in_one_sentence(option, value, message):
+    with pytest.raises(UserError, match=message):
+        parse_args(["--model", "m", option, value])
+
+
+def test_the_command_line_defaults_are_the_configs():
+    args = vars(parse_args(["--model", "m"]))
+    assert ServeConfig(**{k: v for k, v in args.items() if k not in ("host", "port")}) == ServeConfig("m")
+
+
 def test_reload_serves_the_new_model_and_refuses_a_bad_folder(model_dir, tmp_path, params, tiny_encoders):
     ranker = sealed_model(tmp_path / "m13_rank", params, {"bert": tiny_encoders["bert"]}, name="m13_rank")
     broken = tmp_path / "broken"
@@ -181,7 +228,7 @@ def test_reload_serves_the_new_model_and_refuses_a_bad_folder(model_dir, tmp_pat
 
 
 def test_sigterm_drains_the_request_in_flight_and_exits_0(model_dir):
-    with service(model_dir, "--max-batch", 64, "--max-wait-ms", 5000) as (url, proc):  # waits 5 s for company
+    with service(model_dir, "--batch-from", 1, "--max-wait-ms", 5000) as (url, proc):  # waits 5 s for company
         replies = []
         thread = threading.Thread(target=lambda: replies.append(httpx.post(f"{url}/score", json={
             "prompts": ["Why?"]}, timeout=30)))

@@ -1,16 +1,18 @@
-"""Micro-batching: prompts from concurrent requests scored in one call of the model.
+"""Micro-batching: prompts from concurrent requests scored in one call of the model, once requests queue.
 
-The first waiting request opens a batch; others join it until it holds max_batch prompts or max_wait
-seconds have passed since it opened. The batch is scored in one worker thread (the model is in memory
-once and ONNX Runtime uses the cores itself), and each request gets its own slice of the results."""
+When the model is free and fewer than batch_from requests wait, the first is scored alone: under a light load
+a batch would only make its requests wait for its longest prompt. From batch_from waiting requests on, the
+first opens a batch and the others join it until it holds max_batch prompts or max_wait seconds have passed.
+A batch is scored in one worker thread (the model is in memory once and ONNX Runtime uses the cores itself),
+and each request gets its own slice of the results."""
 import asyncio
 
 
 class MicroBatcher:
-    def __init__(self, score, max_batch, max_wait, on_batch=None):
+    def __init__(self, score, max_batch, max_wait, batch_from=1, on_batch=None):
         """score: prompts -> one result per prompt (blocking; runs in a worker thread).
         on_batch: called with each batch's size (for the service's metrics)."""
-        self.score, self.max_batch, self.max_wait = score, max_batch, max_wait
+        self.score, self.max_batch, self.max_wait, self.batch_from = score, max_batch, max_wait, batch_from
         self.on_batch = on_batch or (lambda size: None)
         self.queue = asyncio.Queue()
         self.task = None
@@ -30,8 +32,11 @@ class MicroBatcher:
         return await future
 
     async def gather(self):
-        """The next batch: the requests waiting now, then those arriving within max_wait, up to max_batch."""
+        """The next batch: the first request alone while fewer than batch_from wait; else the requests waiting
+        now, then those arriving within max_wait, up to max_batch prompts."""
         batch = [await self.queue.get()]
+        if 1 + self.queue.qsize() < self.batch_from:
+            return batch
         size = len(batch[0][0])
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while size < self.max_batch:

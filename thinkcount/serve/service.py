@@ -6,7 +6,7 @@
 POST /score {"prompts": ["...", {"instruction": "...", "input": "..."}]} returns Predictor.predict's numbers;
 GET /healthz; GET /metrics (Prometheus text); POST /reload {"model": "DIR"} swaps the model without a restart.
 With --upstream, /v1/chat/completions and /v1/completions are scored and forwarded (thinkcount/serve/proxy.py).
-Each request is scored as it comes; with --max-batch N concurrent ones are scored together
+A request is scored as it comes while few wait; once --batch-from of them queue, they are scored together
 (thinkcount/serve/batcher.py). SIGTERM drains the requests in flight and exits 0. Starlette and uvicorn serve
 it: a small, well-kept ASGI stack whose requests we validate ourselves, so that every bad request gets one
 sentence.
@@ -38,8 +38,9 @@ from thinkcount.serve.web import BadRequest, parse_json_body, read_body
 @dataclass(frozen=True)
 class ServeConfig:
     model: str                       # the model folder served first
-    max_batch: int = 1               # prompts scored in one call at most; 1: each request alone (see parse_args)
-    max_wait_ms: float = 5.0         # how long a batch waits for more requests after the first
+    max_batch: int = 64              # prompts scored in one call at most; 1: each request alone
+    batch_from: int = 8              # requests waiting before they are batched; fewer are scored one at a time
+    max_wait_ms: float = 0.0         # how long a batch waits for more requests after the first
     batch_size: int = 16             # prompts per padded model batch inside a call (grouped by length)
     max_prompts: int = 256           # prompts one request may carry
     max_body_bytes: int = 1 << 20    # largest request body
@@ -158,7 +159,7 @@ def create_app(config, slot=None):
         state["slot"] = slot or await asyncio.to_thread(ModelSlot, config.model, config.batch_size)
         metrics.serving(state["slot"])
         batcher = MicroBatcher(lambda prompts: state["slot"].score(prompts), config.max_batch,
-                               config.max_wait_ms / 1000, on_batch=metrics.batch.observe)
+                               config.max_wait_ms / 1000, config.batch_from, on_batch=metrics.batch.observe)
         state["batcher"] = batcher
         batcher.start()
         async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0)) as client:
@@ -209,23 +210,30 @@ def parse_args(argv):
     parser.add_argument("--model", required=True, help="a trained model folder, e.g. models/m13_rank")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    # On 2 CPU cores micro-batching (--max-batch 64) buys 7% at saturation and doubles the p99 at half load: a
-    # batch's requests all wait for its last prompt, and batching does not score faster per prompt (docs/serving.md).
-    parser.add_argument("--max-batch", type=int, default=1,
+    # Batching only once requests queue: on 2 CPU cores a padded batch of corpus prompts scores no faster per
+    # prompt than one, and its requests all wait for its last prompt; short prompts of similar length do batch
+    # well, and under a deep queue batching costs nothing (docs/serving.md).
+    parser.add_argument("--max-batch", type=int, default=ServeConfig.max_batch,
                         help="prompts scored in one model call at most (1: each request scored alone)")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
-    parser.add_argument("--batch-size", type=int, default=16, help="prompts per padded batch, grouped by length")
-    parser.add_argument("--max-prompts", type=int, default=256, help="prompts one request may carry")
-    parser.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    parser.add_argument("--batch-from", type=int, default=ServeConfig.batch_from,
+                        help="requests that must be waiting before they are scored together (1: always batch)")
+    parser.add_argument("--max-wait-ms", type=float, default=ServeConfig.max_wait_ms,
+                        help="how long a batch waits for more requests")
+    parser.add_argument("--batch-size", type=int, default=ServeConfig.batch_size,
+                        help="prompts per padded batch, grouped by length")
+    parser.add_argument("--max-prompts", type=int, default=ServeConfig.max_prompts,
+                        help="prompts one request may carry")
+    parser.add_argument("--max-body-bytes", type=int, default=ServeConfig.max_body_bytes)
     parser.add_argument("--upstream", help="proxy /v1/chat/completions and /v1/completions to this engine URL")
     parser.add_argument("--reasoning-upstream", help="engine URL for requests predicted at or above --threshold")
     parser.add_argument("--threshold", type=float, help="expected counts that send a request to --reasoning-upstream")
-    parser.add_argument("--aging-seconds", type=float, default=1.0,
+    parser.add_argument("--aging-seconds", type=float, default=ServeConfig.aging_seconds,
                         help="one priority level is added per this many seconds since the start (no starvation)")
     parser.add_argument("--tokens-per-count", type=float, help="cap max_tokens at this many per expected count")
     args = parser.parse_args(argv)
     checks = [(args.max_batch < 1, "--max-batch must be at least 1"), (args.batch_size < 1, "--batch-size must be "
               "at least 1"), (args.max_wait_ms < 0, "--max-wait-ms must be 0 or more"),
+              (args.batch_from < 1, "--batch-from must be at least 1"),
               (args.max_prompts < 1, "--max-prompts must be at least 1"),
               (args.aging_seconds <= 0, "--aging-seconds must be above 0"),
               (bool(args.reasoning_upstream) != (args.threshold is not None),
