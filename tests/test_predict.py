@@ -125,6 +125,19 @@ def test_onnx_copies_score_like_pytorch_and_serve_by_default_on_cpu(model_dir):
     assert kendalltau(int8, exact).statistic > 0.5  # ... but much the same ranking
 
 
+def test_a_replica_shares_the_model_and_scores_alongside_the_original(model_dir):
+    from concurrent.futures import ThreadPoolExecutor
+    predictor = Predictor.load(model_dir, device="cpu", threads=1)
+    assert predictor.model.session.get_session_options().intra_op_num_threads == 1
+    replica = predictor.replica()
+    assert replica.model is predictor.model and replica.tokenizer is not predictor.tokenizer
+    prompts = [f"Why is the sky blue? {'How? ' * i}" for i in range(12)]
+    alone = [r["score"] for r in Predictor.load(model_dir, device="cpu").predict(prompts, 4)]
+    with ThreadPoolExecutor(2) as pool:  # each thread its own predictor, as the service's workers
+        both = list(pool.map(lambda p: [r["score"] for r in p.predict(prompts, 4)], [predictor, replica] * 4))
+    assert all(np.allclose(scores, alone, atol=1e-5) for scores in both)
+
+
 # ---- model folders that are partial, corrupted or mixed: (name, change to a copy, backend, message) ----
 def flip_byte(path, at=0.5):
     data = bytearray(path.read_bytes())

@@ -167,7 +167,7 @@ def batch_sizes(waiting, batch_from):
     """The batch sizes a MicroBatcher scores when `waiting` one-prompt requests queue behind one being scored."""
     sizes, release = [], threading.Event()
 
-    def score(prompts):
+    def score(prompts, worker):
         sizes.append(len(prompts))
         release.wait(10)
         return [p.upper() for p in prompts]
@@ -194,7 +194,26 @@ def test_requests_are_batched_only_once_batch_from_of_them_wait():
     assert batch_sizes(2, batch_from=1) == [1, 2]
 
 
+def test_two_workers_score_two_batches_at_once():
+    workers, both = [], threading.Barrier(2, timeout=10)
+
+    def score(prompts, worker):
+        workers.append(worker)
+        both.wait()  # passes only once the other worker is scoring too; one worker alone breaks it
+        return [p.upper() for p in prompts]
+
+    async def submit_two():
+        batcher = MicroBatcher(score, max_batch=64, max_wait=0, batch_from=8, workers=2)
+        batcher.start()
+        results = await asyncio.gather(batcher.submit(["a"]), batcher.submit(["b"]))
+        await batcher.stop()
+        return results
+    assert asyncio.run(submit_two()) == [["A"], ["B"]]
+    assert sorted(workers) == [0, 1]
+
+
 @pytest.mark.parametrize("option, value, message", [("--batch-from", "0", "--batch-from must be at least 1."),
+                                                    ("--workers", "0", "--workers must be at least 1."),
                                                     ("--max-wait-ms", "-1", "--max-wait-ms must be 0 or more."),
                                                     ("--threshold", "3", "--reasoning-upstream and --threshold go")])
 def test_a_bad_service_option_is_refused_in_one_sentence(option, value, message):

@@ -3,27 +3,27 @@
 When the model is free and fewer than batch_from requests wait, the first is scored alone: under a light load
 a batch would only make its requests wait for its longest prompt. From batch_from waiting requests on, the
 first opens a batch and the others join it until it holds max_batch prompts or max_wait seconds have passed.
-A batch is scored in one worker thread (the model is in memory once and ONNX Runtime uses the cores itself),
-and each request gets its own slice of the results."""
+Up to `workers` batches are scored at once, each in a worker thread of its own (the model is in memory once;
+the service gives each worker a share of the cores), and each request gets its own slice of the results."""
 import asyncio
 
 
 class MicroBatcher:
-    def __init__(self, score, max_batch, max_wait, batch_from=1, on_batch=None):
-        """score: prompts -> one result per prompt (blocking; runs in a worker thread).
+    def __init__(self, score, max_batch, max_wait, batch_from=1, on_batch=None, workers=1):
+        """score: (prompts, worker) -> one result per prompt (blocking; runs in worker thread `worker`).
         on_batch: called with each batch's size (for the service's metrics)."""
         self.score, self.max_batch, self.max_wait, self.batch_from = score, max_batch, max_wait, batch_from
-        self.on_batch = on_batch or (lambda size: None)
+        self.on_batch, self.workers = on_batch or (lambda size: None), workers
         self.queue = asyncio.Queue()
-        self.task = None
+        self.tasks = []
 
     def start(self):
-        self.task = asyncio.create_task(self.run())
+        self.tasks = [asyncio.create_task(self.run(worker)) for worker in range(self.workers)]
 
     async def stop(self):
-        if self.task:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def submit(self, prompts):
         """The results for prompts, scored together with whatever other requests are waiting."""
@@ -49,13 +49,13 @@ class MicroBatcher:
             size += len(item[0])
         return batch
 
-    async def run(self):
+    async def run(self, worker):
         while True:
             batch = await self.gather()
             prompts = [p for request, _ in batch for p in request]
             self.on_batch(len(prompts))
             try:
-                results = await asyncio.to_thread(self.score, prompts)
+                results = await asyncio.to_thread(self.score, prompts, worker)
             except Exception as e:  # the requests of this batch fail; the service goes on
                 for _, future in batch:
                     if not future.done():

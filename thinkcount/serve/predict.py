@@ -8,8 +8,10 @@
     python -m thinkcount predict --model models/m13_rank --input prompts.jsonl --output predictions.jsonl
 """
 import argparse
+import copy
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -35,10 +37,11 @@ class Predictor:
         self.markers = config.markers
 
     @classmethod
-    def load(cls, folder, device=None, int8=False, backend="auto"):
+    def load(cls, folder, device=None, int8=False, backend="auto", threads=None):
         """backend auto serves the model's ONNX copy with ONNX Runtime on the CPU when there is one (scores
         equal to PyTorch's within 1e-4), else PyTorch; int8 serves the dynamically quantized ONNX copy
-        (faster, approximate: its agreement with fp32 is in metrics/train/<method>.json).
+        (faster, approximate: its agreement with fp32 is in metrics/train/<method>.json). threads: ONNX Runtime's
+        threads per call (default one per core, at most 4).
 
         The folder must be complete and unchanged since training (modelfolder.check_folder); any part
         that cannot be loaded, or that disagrees with the manifest, stops with one sentence naming it."""
@@ -53,7 +56,7 @@ class Predictor:
                             f"{onnx_file.name}, which this {'device' if device.type != 'cpu' else 'folder'} "
                             "lacks; retrain with `dvc repro train@<method>` or use the torch backend.")
         if backend == "onnx":
-            model = loaded(onnx_file, OnnxModel)
+            model = loaded(onnx_file, partial(OnnxModel, threads=threads))
             tokenizer = loaded(folder / "encoder", AutoTokenizer.from_pretrained)
         else:
             model, tokenizer = ComplexityModel.load(folder)
@@ -62,6 +65,11 @@ class Predictor:
             raise UserError(f"{folder}: the {backend} model has {model.n_outputs} outputs but {MANIFEST} says "
                             f"{manifest['n_outputs']}; its parts come from different trainings.")
         return cls(model, tokenizer, config)
+
+    def replica(self):
+        """A predictor for another thread: the same model (ONNX Runtime and torch run concurrent calls) with a
+        tokenizer of its own (a fast tokenizer refuses concurrent calls that change its padding settings)."""
+        return Predictor(self.model, copy.deepcopy(self.tokenizer), self.config)
 
     def predict(self, prompts, batch_size=64, progress=False, model=None):
         """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs. A

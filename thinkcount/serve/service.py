@@ -7,13 +7,14 @@ POST /score {"prompts": ["...", {"instruction": "...", "input": "..."}]} returns
 GET /healthz; GET /metrics (Prometheus text); POST /reload {"model": "DIR"} swaps the model without a restart.
 With --upstream, /v1/chat/completions and /v1/completions are scored and forwarded (thinkcount/serve/proxy.py).
 A request is scored as it comes while few wait; once --batch-from of them queue, they are scored together
-(thinkcount/serve/batcher.py). SIGTERM drains the requests in flight and exits 0. Starlette and uvicorn serve
+(thinkcount/serve/batcher.py); --workers batches are scored at once, sharing one model. SIGTERM drains the requests in flight and exits 0. Starlette and uvicorn serve
 it: a small, well-kept ASGI stack whose requests we validate ourselves, so that every bad request gets one
 sentence.
 """
 import argparse
 import asyncio
 import hashlib
+import os
 import signal
 import time
 from contextlib import asynccontextmanager
@@ -42,6 +43,7 @@ class ServeConfig:
     batch_from: int = 8              # requests waiting before they are batched; fewer are scored one at a time
     max_wait_ms: float = 0.0         # how long a batch waits for more requests after the first
     batch_size: int = 16             # prompts per padded model batch inside a call (grouped by length)
+    workers: int = 2                 # batches scored at once, each on its share of the cores
     max_prompts: int = 256           # prompts one request may carry
     max_body_bytes: int = 1 << 20    # largest request body
     upstream: str | None = None      # the engine requests are forwarded to (enables the proxy)
@@ -82,27 +84,29 @@ def model_version(folder):
 class ModelSlot:
     """The model being served; a reload swaps it only once the new one has loaded."""
 
-    def __init__(self, folder, batch_size):
-        self.batch_size = batch_size
+    def __init__(self, folder, batch_size, workers=1):
+        self.batch_size, self.workers = batch_size, workers
         self.lock = asyncio.Lock()
-        self.predictor, self.folder, self.version = self.load(folder)
+        self.predictors, self.folder, self.version = self.load(folder)
 
-    @staticmethod
-    def load(folder):
+    def load(self, folder):
+        """One predictor per worker, sharing one model; ONNX Runtime's threads split the cores between them:
+        two one-thread calls at once outscored one two-thread call on 2 cores (docs/serving.md)."""
         from thinkcount.serve.predict import Predictor  # torch and transformers: only once the service starts
-        predictor = Predictor.load(folder, device="cpu")
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        predictor = Predictor.load(folder, device="cpu", threads=threads)
         if predictor.config.model_token:
             raise UserError(f"{folder}: a model-aware model (model_token) needs the answering model with every "
                             "prompt, which /score does not take; serve a pooled model.")
-        return predictor, str(folder), model_version(folder)
+        return [predictor] + [predictor.replica() for _ in range(self.workers - 1)], str(folder), model_version(folder)
 
-    def score(self, prompts):
-        predictor = self.predictor  # a batch in flight keeps the model it started with
+    def score(self, prompts, worker=0):
+        predictor = self.predictors[worker]  # a batch in flight keeps the model it started with
         return predictor.predict(prompts, self.batch_size)
 
     async def reload(self, folder):
         async with self.lock:
-            self.predictor, self.folder, self.version = await asyncio.to_thread(self.load, folder)
+            self.predictors, self.folder, self.version = await asyncio.to_thread(self.load, folder)
 
 
 class Metrics:
@@ -156,10 +160,10 @@ def create_app(config, slot=None):
 
     @asynccontextmanager
     async def lifespan(app):
-        state["slot"] = slot or await asyncio.to_thread(ModelSlot, config.model, config.batch_size)
+        state["slot"] = slot or await asyncio.to_thread(ModelSlot, config.model, config.batch_size, config.workers)
         metrics.serving(state["slot"])
-        batcher = MicroBatcher(lambda prompts: state["slot"].score(prompts), config.max_batch,
-                               config.max_wait_ms / 1000, config.batch_from, on_batch=metrics.batch.observe)
+        batcher = MicroBatcher(state["slot"].score, config.max_batch, config.max_wait_ms / 1000, config.batch_from,
+                               on_batch=metrics.batch.observe, workers=state["slot"].workers)
         state["batcher"] = batcher
         batcher.start()
         async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0)) as client:
@@ -221,6 +225,8 @@ def parse_args(argv):
                         help="how long a batch waits for more requests")
     parser.add_argument("--batch-size", type=int, default=ServeConfig.batch_size,
                         help="prompts per padded batch, grouped by length")
+    parser.add_argument("--workers", type=int, default=ServeConfig.workers,
+                        help="batches scored at once, each on its share of the CPU cores")
     parser.add_argument("--max-prompts", type=int, default=ServeConfig.max_prompts,
                         help="prompts one request may carry")
     parser.add_argument("--max-body-bytes", type=int, default=ServeConfig.max_body_bytes)
@@ -233,7 +239,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     checks = [(args.max_batch < 1, "--max-batch must be at least 1"), (args.batch_size < 1, "--batch-size must be "
               "at least 1"), (args.max_wait_ms < 0, "--max-wait-ms must be 0 or more"),
-              (args.batch_from < 1, "--batch-from must be at least 1"),
+              (args.batch_from < 1, "--batch-from must be at least 1"), (args.workers < 1, "--workers must be at "
+              "least 1"),
               (args.max_prompts < 1, "--max-prompts must be at least 1"),
               (args.aging_seconds <= 0, "--aging-seconds must be above 0"),
               (bool(args.reasoning_upstream) != (args.threshold is not None),
@@ -252,7 +259,7 @@ def main(argv=None):
 
 def run(args):
     config = ServeConfig(**{k: v for k, v in vars(args).items() if k not in ("host", "port")})
-    slot = ModelSlot(config.model, config.batch_size)  # a bad folder stops here, before the port opens
+    slot = ModelSlot(config.model, config.batch_size, config.workers)  # a bad folder stops here, before the port opens
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: this handler takes it,
     # so a drained shutdown exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
