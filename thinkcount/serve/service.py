@@ -7,9 +7,9 @@ POST /score {"prompts": ["...", {"instruction": "...", "input": "..."}]} returns
 GET /healthz; GET /metrics (Prometheus text); POST /reload {"model": "DIR"} swaps the model without a restart.
 With --upstream, /v1/chat/completions and /v1/completions are scored and forwarded (thinkcount/serve/proxy.py).
 A request is scored as it comes while few wait; once --batch-from of them queue, they are scored together
-(thinkcount/serve/batcher.py); --workers batches are scored at once, sharing one model. SIGTERM drains the requests in flight and exits 0. Starlette and uvicorn serve
-it: a small, well-kept ASGI stack whose requests we validate ourselves, so that every bad request gets one
-sentence.
+(thinkcount/serve/batcher.py); --workers batches are scored at once, sharing one model. SIGTERM drains the
+requests in flight and exits 0. Starlette and uvicorn serve it: a small, well-kept ASGI stack whose requests
+we validate ourselves, so that every bad request gets one sentence.
 """
 import argparse
 import asyncio
