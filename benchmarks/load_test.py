@@ -128,10 +128,14 @@ async def open_loop(url, prompts, rate, total, seed=0):
     return {**result(latencies, failures, elapsed), "offered_per_second": rate}
 
 
-def median_run(run, key="prompts_per_second"):
-    """The run with the median `key` of REPEATS runs of run()."""
-    runs = sorted((run() for _ in range(REPEATS)), key=lambda r: r[key])
-    return runs[len(runs) // 2]
+def median_of(runs, key="prompts_per_second"):
+    """The run with the median `key` (the upper one of an even count)."""
+    return sorted(runs, key=lambda r: r[key])[len(runs) // 2]
+
+
+def median_run(run):
+    """The run with the median rate of REPEATS runs of run()."""
+    return median_of([run() for _ in range(REPEATS)])
 
 
 def result(latencies, failures, elapsed):
@@ -189,7 +193,7 @@ def open_loops(url, prompts, rate):
     sequence's p99 (the tail depends on the bursts one sequence happens to hold)."""
     runs = [asyncio.run(open_loop(url, prompts, rate, OPEN_LOOP_REQUESTS, seed))
             for seed in range(OPEN_LOOP_SEQUENCES)]
-    median = sorted(runs, key=lambda r: r["p99_ms"])[len(runs) // 2]
+    median = median_of(runs, "p99_ms")
     return {**median, "p99_ms_by_sequence": [r["p99_ms"] for r in runs]}
 
 
@@ -209,7 +213,7 @@ def alongside(url, prompts, reference_pass):
     for _ in range(REPEATS):
         reference.append(reference_pass())
         runs.append(asyncio.run(closed_loop(url, prompts, 64, REQUESTS[64])))
-    return sorted(runs, key=lambda r: r["prompts_per_second"])[len(runs) // 2], float(np.median(reference))
+    return median_of(runs), float(np.median(reference))
 
 
 def measure(model, prompts):
