@@ -17,6 +17,10 @@ main = verb("ingest")
 SHARED = ROOT.parent / "shared" / "real_traces"
 
 
+THOUGHTS = ("Give me the answer to the following question only when you are sure of it. Otherwise, say 'I don't "
+            "know'. Put your answer on its own line after 'Answer:'.")
+
+
 def chat(message, finish="stop", usage=None, model="m-1"):
     return {"object": "chat.completion", "model": model, "usage": usage or {},
             "choices": [{"finish_reason": finish, "message": {"role": "assistant", **message}}]}
@@ -63,6 +67,22 @@ FORMATS = [
     ("records under a named key", "k.json",
      json.dumps({"meta": [{"a": 1}], "tasks": [{"prompt": "Go?", "thinking": ["Now."], "output": ["Yes"]}]}),
      None, "tasks", [("Go?", "Now.", "Yes", None, 0, False)], {}),
+    ("a think block that opens and never closes is a truncated trace, kept", "u.jsonl",
+     lines({**chat({"content": "<think>\nHmm. Let me count. Wait, again"}, finish="length"), "prompt": "Count."},
+           {**chat({"content": "", "reasoning_content": "<think>Okay. Alternatively"}), "prompt": "Guess."}),
+     None, None, [("Count.", "<think>\nHmm. Let me count. Wait, again", "", "m-1", 0, True),
+                  ("Guess.", "<think>\nOkay. Alternatively", "", "m-1", 0, True)], {}),
+    ("one question per record with its thought (tts-knowledge); tags and end tokens stripped",
+     "Qwen3-8B_frames_exd0.jsonl",
+     lines({"id": 1, "problem": "Who wrote Dune?", "thought": "<think>\nOkay. Herbert.\n</think>",
+            "response": "Answer: Frank Herbert<|im_end|>", "thinking_tokens": 9, "response_tokens": 5},
+           {"id": 2, "problem": "", "thought": "So.", "response": "x"}),
+     None, None, [(f"{THOUGHTS}\nWho wrote Dune?", "Okay. Herbert.", "Answer: Frank Herbert", "Qwen3-8B", 0, False)],
+     {"no_prompt": [2]}),
+    ("a thought that ends in the end token, never closed, is complete", "gpt-oss-20b_simpleqa_low_effort.jsonl",
+     lines({"problem": "Capital of Peru?", "thought": "We need. Lima.<｜end▁of▁sentence｜>", "response": "Lima"}),
+     None, None, [(f"{THOUGHTS}\nCapital of Peru?", "We need. Lima.", "Lima", "gpt-oss-20b (low effort)", 0, False)],
+     {}),
     ("no trace and no prompt are counted", "n.jsonl",
      lines({**chat({"content": "plain answer"}), "prompt": "Hi"}, {**chat({"content": "</think>x"})},
            {**chat({"content": "x", "reasoning": "\n\n"}), "prompt": "Skip?"}),
@@ -101,6 +121,17 @@ def test_a_list_valued_path_gives_one_record_per_element(tmp_path):
     assert [(split(r["content"]), r["sample"]) for r in got] == [(("First. Then.", "x"), 0), (("So.", "y"), 1)]
 
 
+def test_a_truncated_trace_counts_every_keyword_as_a_lower_bound(tmp_path, counting):
+    (tmp_path / "u.jsonl").write_text(lines({**chat({"content": "<think>\nHmm. Wait, no. Wait"}, finish="length"),
+                                             "prompt": "Count."}))
+    assert main([str(tmp_path / "out.jsonl"), str(tmp_path / "u.jsonl")]) == 0
+    records, _, _, _ = validate_records(tmp_path / "out.jsonl")
+    counts = compute_counts(records, counting)
+    # Hmm, Wait, Wait: 3 keywords plus one; no closed think block, so "Wait"-only counts stay at the floor of 1.
+    assert (counts["counts"].tolist(), counts["wait_counts"].tolist(), counts["truncated"].tolist()) == \
+        ([4], [1], [True])
+
+
 def test_prompt_id_is_equal_across_models_samples_and_whitespace():
     assert prompt_id("Why is  the sky\nblue?") == prompt_id(" Why is the sky blue? ") != prompt_id("Why is it?")
 
@@ -136,7 +167,7 @@ def test_every_public_file_gives_its_manifest_s_number_of_traces():
     rows = list(csv.DictReader((SHARED / "MANIFEST.tsv").open(), delimiter="\t"))
     counts = {row["file"]: len(ingest_file(SHARED / row["file"])[0]) for row in rows}
     assert counts == {row["file"]: int(row["traces"]) for row in rows}
-    assert sum(counts.values()) == 2869 + 2653
+    assert sum(counts.values()) == 2869 + 2653 + 2141 + 12168  # speechmap, MisguidedAttention, LRMTokenEconomy, tts
     for row in rows[:3]:  # the files are the raw bytes, gzipped
         raw = gzip.decompress((SHARED / row["file"]).read_bytes())
         assert (len(raw), hashlib.sha256(raw).hexdigest()) == (int(row["bytes"]), row["sha256"])

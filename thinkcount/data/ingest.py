@@ -8,15 +8,19 @@ Formats, detected per file from its first record:
                 `question` or `prompt` or the request's last user message, the trace from `reasoning_content`
                 (DeepSeek's API, vLLM's reasoning parsers), `reasoning`, or <think> in `content`
   samples       several samples per record as lists (`thinking: [...]`, `output: [...]`): one record each
+  thoughts      one record per question with `problem`, `thought` and `response` (XuZhao0/tts-knowledge): the
+                prompt is that repository's instruction, a newline, then `problem`; the model is the file name's
+                first part, with the reasoning effort when the name has one (`gpt-oss-20b_simpleqa_low_effort`)
   field map     any other layout: --field instruction=question --field thinking=choices.0.message.reasoning ...
                 (dotted paths, list indices; a list-valued path gives one record per element)
 A file holding one JSON document with the records under a key (`results`, `tasks`) is read from there (--records
 PATH names it; a document with one list of objects is found without it).
 
 Each record keeps its provenance: source file, model, prompt_id (a hash of the prompt with whitespace collapsed,
-equal across models and samples), sample, truncated (finish_reason length), token counts when known. Its content
-is R1-style (thinking, </think>, answer), so the counts stage applies unchanged. Every skipped record is counted
-by reason with its file and line."""
+equal across models and samples), sample, truncated, token counts when known. Its content is R1-style (thinking,
+</think>, answer), so the counts stage applies unchanged. A think block that opens and never closes is a trace
+cut off at the token limit: it is kept, marked truncated (as is a finish_reason of `length`) and written without
+</think>, so its keyword count is a lower bound. Every skipped record is counted by reason with its file and line."""
 import argparse
 import re
 from pathlib import Path
@@ -27,6 +31,12 @@ from thinkcount.data.counting import THINK_CLOSE, THINK_OPEN, prompt_id, prompt_
 
 FIELDS = ("instruction", "input", "thinking", "answer", "content", "model", "finish_reason", "reasoning_tokens",
           "completion_tokens")
+# What every script of XuZhao0/tts-knowledge sent before the question (shared/real_traces/README.md).
+THOUGHTS_INSTRUCTION = ("Give me the answer to the following question only when you are sure of it. Otherwise, say "
+                        "'I don't know'. Put your answer on its own line after 'Answer:'.")
+# End-of-sequence tokens that some exports leave at the end of the text.
+END_TOKENS = re.compile(r"(<｜end▁of▁sentence｜>|<\|im_end\|>|<\|endoftext\|>)\s*$")
+EFFORT = re.compile(r"_(low|medium|high)_effort$")
 # A chat template's user turn before the think block: DeepSeek's full-width bars, or ChatML.
 TEMPLATE_USER = re.compile(r"<｜User｜>(.*?)<｜Assistant｜>|<\|im_start\|>user\n(.*?)<\|im_end\|>", re.DOTALL)
 
@@ -51,6 +61,8 @@ def detect(record):
         return "openai"
     if isinstance(record, dict) and isinstance(record.get("thinking"), list):
         return "samples"
+    if isinstance(record, dict) and isinstance(record.get("problem"), str) and "thought" in record:
+        return "thoughts"
     return None
 
 
@@ -87,6 +99,24 @@ def sample_fields(record):
             for i, thinking in enumerate(record["thinking"])]
 
 
+def thoughts_model(path):
+    """The model of a tts-knowledge file, from its name: `Qwen3-8B_frames_exd0` -> Qwen3-8B, and
+    `gpt-oss-20b_simpleqa_low_effort` -> `gpt-oss-20b (low effort)` (another setting of the same model)."""
+    stem = Path(path).name.split(".")[0]
+    effort = EFFORT.search(stem)
+    return stem.split("_")[0] + (f" ({effort.group(1)} effort)" if effort else "")
+
+
+def thoughts_fields(record, model):
+    """The fields of a tts-knowledge record: the instruction its scripts sent, then the question."""
+    problem = record.get("problem")
+    return [{"instruction": f"{THOUGHTS_INSTRUCTION}\n{problem}" if isinstance(problem, str) and problem.strip()
+             else None, "thinking": record.get("thought"),
+             "answer": record.get("response"), "model": model,
+             "reasoning_tokens": record.get("thinking_tokens") or record.get("reasoning_tokens"),
+             "completion_tokens": record.get("completion_tokens")}]
+
+
 def mapped_fields(record, field_map):
     """Fields by the user's map; a path whose value is a list gives one record per element."""
     values = {name: get_path(record, path) for name, path in field_map.items()}
@@ -98,41 +128,55 @@ def mapped_fields(record, field_map):
 
 
 def split_content(content):
-    """(template prompt, thinking, answer) of a content string that may hold a think block, or None when it
-    has no </think>. Text before <think> (a chat template) is dropped, keeping its user turn as the prompt."""
-    if not isinstance(content, str) or THINK_CLOSE not in content:
+    """(template prompt, thinking, answer, truncated) of a content string that holds a think block, or None when
+    it has neither </think> nor <think>. A <think> never closed is a truncated trace: all after it is thinking.
+    Text before <think> (a chat template) is dropped, keeping its user turn as the prompt."""
+    if not isinstance(content, str) or (THINK_CLOSE not in content and THINK_OPEN not in content):
         return None
+    truncated = THINK_CLOSE not in content
     head, _, answer = content.partition(THINK_CLOSE)
     template, has_open, thinking = head.rpartition(THINK_OPEN)
     if not has_open:
         template, thinking = "", head
     user = TEMPLATE_USER.search(template)
-    return (next(g for g in user.groups() if g is not None).strip() if user else None), thinking, answer
+    return (next(g for g in user.groups() if g is not None).strip() if user else None), thinking, answer, truncated
+
+
+def unwrap_thinking(thinking):
+    """(thinking, truncated) of a trace field that may carry its own think tags and end token: the text inside
+    them; a <think> with no </think> is a trace cut off at the token limit."""
+    thinking = END_TOKENS.sub("", thinking)
+    if THINK_OPEN not in thinking and THINK_CLOSE not in thinking:
+        return thinking, False
+    _, thinking, _, truncated = split_content(thinking)
+    return thinking, truncated
 
 
 def to_record(fields):
     """(record, None) in the pipeline's format with provenance, or (None, the reason it is skipped)."""
     thinking, answer, instruction = fields.get("thinking"), fields.get("answer"), fields.get("instruction")
     # A trace of whitespace alone is kept: the model chose not to think (counts 1). An absent or empty one is none.
-    if not (isinstance(thinking, str) and thinking):
+    if isinstance(thinking, str) and thinking:
+        thinking, truncated = unwrap_thinking(thinking)
+        answer = fields.get("content") if answer is None else answer
+    else:
         split = split_content(fields.get("content"))
         if split is None:
             return None, "no_trace"
-        template_prompt, thinking, answer = split
+        template_prompt, thinking, answer, truncated = split
         instruction = instruction or template_prompt
-    elif answer is None:
-        answer = fields.get("content")
     if not (isinstance(instruction, str) and instruction.strip()):
         return None, "no_prompt"
     input_text = fields.get("input") if isinstance(fields.get("input"), str) else ""
-    answer = answer.strip() if isinstance(answer, str) else ""
-    record = {"instruction": instruction, "input": input_text,
-              "content": f"{thinking.strip()}\n{THINK_CLOSE}\n\n{answer}",
+    answer = END_TOKENS.sub("", answer).strip() if isinstance(answer, str) else ""
+    # A cut-off trace keeps no </think>: its keywords all count, and no think block reads as closed.
+    content = f"{THINK_OPEN}\n{thinking.strip()}" if truncated else f"{thinking.strip()}\n{THINK_CLOSE}\n\n{answer}"
+    record = {"instruction": instruction, "input": input_text, "content": content,
               "model": fields.get("model") if isinstance(fields.get("model"), str) else None,
               "prompt_id": prompt_id(prompt_text(instruction, input_text)),
-              "truncated": fields.get("finish_reason") == "length"}
+              "truncated": truncated or fields.get("finish_reason") == "length"}
     for key in ("completion_tokens", "reasoning_tokens"):
-        if isinstance(fields.get(key), int):
+        if isinstance(fields.get(key), int) and not isinstance(fields.get(key), bool):
             record[key] = fields[key]
     return record, None
 
@@ -160,9 +204,10 @@ def ingest_file(path, field_map=None, records_path=None, name=None):
     values = file_records(path, problems, field_map, records_path)
     kind = "field map" if field_map else detect(values[0][1]) if values else None
     if kind is None and values:
-        raise UserError(f"{path}: its records are in no known format (canonical, openai, samples); give "
+        raise UserError(f"{path}: its records are in no known format (canonical, openai, samples, thoughts); give "
                         "--field NAME=PATH for each field (instruction, thinking or content, ...).")
     extract = {"openai": openai_fields, "samples": sample_fields, "canonical": lambda r: [r],
+               "thoughts": lambda r: thoughts_fields(r, thoughts_model(path)),
                "field map": lambda r: mapped_fields(r, field_map)}.get(kind)
     records, index = [], 0
     for line_no, value in values:
