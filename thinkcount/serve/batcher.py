@@ -51,7 +51,10 @@ class MicroBatcher:
 
     async def run(self, worker):
         while True:
-            batch = await self.gather()
+            # A request whose caller stopped waiting (a client gone, a proxy past its score budget) is not scored.
+            batch = [(prompts, future) for prompts, future in await self.gather() if not future.done()]
+            if not batch:
+                continue
             prompts = [p for request, _ in batch for p in request]
             self.on_batch(len(prompts))
             try:

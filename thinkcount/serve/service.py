@@ -6,6 +6,9 @@
 POST /score {"prompts": ["...", {"instruction": "...", "input": "..."}]} returns Predictor.predict's numbers;
 GET /healthz; GET /metrics (Prometheus text); POST /reload {"model": "DIR"} swaps the model without a restart.
 With --upstream, /v1/chat/completions and /v1/completions are scored and forwarded (thinkcount/serve/proxy.py).
+/reload changes what is served, so it needs --admin-token (or THINKCOUNT_ADMIN_TOKEN) as a bearer token; with no
+token configured it answers only clients on this machine. Connections are capped (--max-connections; over it, 503
+with Retry-After) and so is the time a client may take to send its headers and body (thinkcount/serve/connections.py).
 A request is scored as it comes while few wait; once --batch-from of them queue, they are scored together
 (thinkcount/serve/batcher.py); --workers batches are scored at once, sharing one model. SIGTERM drains the
 requests in flight and exits 0. Starlette and uvicorn serve it: a small, well-kept ASGI stack whose requests
@@ -14,6 +17,7 @@ we validate ourselves, so that every bad request gets one sentence.
 import argparse
 import asyncio
 import hashlib
+import hmac
 import os
 import signal
 import time
@@ -33,7 +37,10 @@ from thinkcount.data.counting import prompt_text
 from thinkcount.methods.modelfolder import MANIFEST
 from thinkcount.serve import proxy
 from thinkcount.serve.batcher import MicroBatcher
-from thinkcount.serve.web import BadRequest, parse_json_body, read_body
+from thinkcount.serve.connections import bounded_protocol
+from thinkcount.serve.web import BadRequest, from_loopback, parse_json_body, read_body
+
+ADMIN_TOKEN_VARIABLE = "THINKCOUNT_ADMIN_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,16 @@ class ServeConfig:
     threshold: float | None = None   # expected counts at or above which a request goes to reasoning_upstream
     aging_seconds: float = 1.0       # one priority level is added per this many seconds since the start
     tokens_per_count: float | None = None  # cap max_tokens at this many tokens per expected count
+    # Reasoning engines may think for minutes before a non-streamed answer's first byte: an idle limit, not a total.
+    upstream_timeout: float = 600.0  # seconds the engine may send nothing, before its first byte or between chunks
+    connect_timeout: float = 10.0    # seconds to open a connection to the engine
+    score_budget_ms: float = 500.0   # longest a proxied request waits for its score before it goes on unscored
+    fail_closed: bool = False        # a request that cannot be scored gets 503 instead of a neutral priority
+    neutral_priority: int = 30       # the priority level of an unscored request (that of 20 expected counts)
+    admin_token: str | None = None   # bearer token for /reload; none: only clients on this machine may reload
+    max_connections: int = 1000      # open client connections; more are answered 503 with Retry-After
+    header_timeout: float = 10.0     # seconds a client has to send a request's headers
+    body_timeout: float = 30.0       # seconds a client has to send a request's body
 
 
 def prompts_of(request, max_prompts):
@@ -126,6 +143,13 @@ class Metrics:
                                registry=self.registry)
         self.model = Gauge("thinkcount_model_info", "The model being served (value 1)", ["folder", "version"],
                            registry=self.registry)
+        self.score_unavailable = Counter("thinkcount_score_unavailable", "Proxied requests sent on unscored, by "
+                                         "reason (error, timeout)", ["reason"], registry=self.registry)
+        self.upstream_failures = Counter("thinkcount_upstream_failures", "Engine failures by kind (connect_error, "
+                                         "connect_timeout, first_byte_timeout, stall_mid_stream, reset, bad_body, "
+                                         "status_5xx, client_gone)", ["kind"], registry=self.registry)
+        self.clients_refused = Counter("thinkcount_clients_refused", "Connections turned away or cut, by reason "
+                                       "(max_connections, slow_headers)", ["reason"], registry=self.registry)
 
     def serving(self, slot):
         self.model.clear()
@@ -141,7 +165,7 @@ def endpoint(name, metrics):
                 with metrics.in_flight.labels(endpoint=name).track_inprogress():
                     response = await handler(request)
             except BadRequest as e:
-                response = JSONResponse({"error": str(e)}, status_code=e.status)
+                response = JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers)
             except UserError as e:
                 response = JSONResponse({"error": str(e)}, status_code=422)
             except Exception as e:  # noqa: BLE001 - a failure answers this request; the process stays up
@@ -166,7 +190,9 @@ def create_app(config, slot=None):
                                on_batch=metrics.batch.observe, workers=state["slot"].workers)
         state["batcher"] = batcher
         batcher.start()
-        async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0)) as client:
+        timeout = httpx.Timeout(config.upstream_timeout, connect=config.connect_timeout)
+        limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=64)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
             state["client"] = client
             state["started"] = time.monotonic()
             yield
@@ -179,7 +205,8 @@ def create_app(config, slot=None):
 
     @endpoint("score", metrics)
     async def score(request):
-        prompts = prompts_of(parse_json_body(await read_body(request, config.max_body_bytes)), config.max_prompts)
+        body = await read_body(request, config.max_body_bytes, config.body_timeout)
+        prompts = prompts_of(parse_json_body(body), config.max_prompts)
         return JSONResponse({"model": state["slot"].version, "results": await score_prompts(prompts)})
 
     @endpoint("healthz", metrics)
@@ -192,7 +219,8 @@ def create_app(config, slot=None):
 
     @endpoint("reload", metrics)
     async def reload(request):
-        body = await read_body(request, config.max_body_bytes)
+        check_admin(request, config.admin_token)
+        body = await read_body(request, config.max_body_bytes, config.body_timeout)
         folder = parse_json_body(body).get("model", state["slot"].folder) if body.strip() else state["slot"].folder
         if not isinstance(folder, str):
             raise BadRequest(400, "`model` must be a model folder path.")
@@ -204,9 +232,35 @@ def create_app(config, slot=None):
               Route("/metrics", metrics_text, methods=["GET"]), Route("/reload", reload, methods=["POST"])]
     if config.upstream:
         for path in proxy.PATHS:
-            routes.append(Route(path, endpoint("proxy", metrics)(proxy.handler(path, config, state, score_prompts)),
-                                methods=["POST"]))
-    return Starlette(routes=routes, lifespan=lifespan)
+            route = proxy.handler(path, config, state, score_prompts, metrics)
+            routes.append(Route(path, endpoint("proxy", metrics)(route), methods=["POST"]))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.metrics = metrics
+    return app
+
+
+def check_admin(request, token):
+    """A route that changes what is served needs the admin token; with none configured, a client on this machine."""
+    if token is None:
+        if not from_loopback(request):
+            raise BadRequest(401, f"admin routes answer only this machine unless --admin-token "
+                             f"(or {ADMIN_TOKEN_VARIABLE}) is set.")
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise BadRequest(401, "a missing or wrong admin token; send Authorization: Bearer TOKEN.",
+                         headers={"www-authenticate": "Bearer"})
+
+
+def server(app, config, host, port):
+    """The uvicorn server for app, with the connection cap and header deadline; SIGTERM drains what is in flight
+    for up to 30 s (a stream longer than that is cut)."""
+    metrics = app.state.metrics
+    protocol = bounded_protocol(config.max_connections, config.header_timeout,
+                                on_refused=metrics.clients_refused.labels(reason="max_connections").inc,
+                                on_slow=metrics.clients_refused.labels(reason="slow_headers").inc)
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", http=protocol,
+                                         timeout_graceful_shutdown=30))
 
 
 def parse_args(argv):
@@ -236,6 +290,23 @@ def parse_args(argv):
     parser.add_argument("--aging-seconds", type=float, default=ServeConfig.aging_seconds,
                         help="one priority level is added per this many seconds since the start (no starvation)")
     parser.add_argument("--tokens-per-count", type=float, help="cap max_tokens at this many per expected count")
+    parser.add_argument("--upstream-timeout", type=float, default=ServeConfig.upstream_timeout,
+                        help="seconds the engine may send nothing, before its first byte or between two chunks")
+    parser.add_argument("--connect-timeout", type=float, default=ServeConfig.connect_timeout)
+    parser.add_argument("--score-budget-ms", type=float, default=ServeConfig.score_budget_ms,
+                        help="longest a proxied request waits for its score; then it goes on at --neutral-priority")
+    parser.add_argument("--fail-closed", action="store_true",
+                        help="answer 503 when a request cannot be scored, instead of sending it on unscored")
+    parser.add_argument("--neutral-priority", type=int, default=ServeConfig.neutral_priority,
+                        help="the priority level of a request that could not be scored")
+    parser.add_argument("--admin-token", default=os.environ.get(ADMIN_TOKEN_VARIABLE),
+                        help=f"bearer token for /reload (or {ADMIN_TOKEN_VARIABLE}; the variable keeps it out of ps)")
+    parser.add_argument("--max-connections", type=int, default=ServeConfig.max_connections,
+                        help="open client connections; more are answered 503 with Retry-After")
+    parser.add_argument("--header-timeout", type=float, default=ServeConfig.header_timeout,
+                        help="seconds a client has to send a request's headers")
+    parser.add_argument("--body-timeout", type=float, default=ServeConfig.body_timeout,
+                        help="seconds a client has to send a request's body")
     args = parser.parse_args(argv)
     checks = [(args.max_batch < 1, "--max-batch must be at least 1"), (args.batch_size < 1, "--batch-size must be "
               "at least 1"), (args.max_wait_ms < 0, "--max-wait-ms must be 0 or more"),
@@ -246,7 +317,11 @@ def parse_args(argv):
               (bool(args.reasoning_upstream) != (args.threshold is not None),
                "--reasoning-upstream and --threshold go together"),
               (bool(args.reasoning_upstream) and not args.upstream, "--reasoning-upstream needs --upstream"),
-              (args.tokens_per_count is not None and args.tokens_per_count <= 0, "--tokens-per-count must be above 0")]
+              (args.tokens_per_count is not None and args.tokens_per_count <= 0, "--tokens-per-count must be above 0"),
+              *[(getattr(args, name.replace("-", "_")) <= 0, f"--{name} must be above 0") for name in
+                ("upstream-timeout", "connect-timeout", "score-budget-ms", "header-timeout", "body-timeout")],
+              (args.max_connections < 1, "--max-connections must be at least 1"),
+              (args.admin_token is not None and not args.admin_token.strip(), "--admin-token must not be empty")]
     for failed, message in checks:
         if failed:
             raise UserError(message + ".")
@@ -263,5 +338,4 @@ def run(args):
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: this handler takes it,
     # so a drained shutdown exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(create_app(config, slot), host=args.host, port=args.port, log_level="warning",
-                timeout_graceful_shutdown=30)
+    server(create_app(config, slot), config, args.host, args.port).run()
