@@ -4,6 +4,7 @@
     predict            score prompts with a trained model folder (thinkcount/serve/predict.py)
     serve              the scoring service, and with --upstream the priority proxy (thinkcount/serve/service.py)
     replay             replay prompts against an OpenAI-compatible engine (thinkcount/serve/replay.py)
+    drift              the served predictor's tau on its traffic log, by model and window (thinkcount/serve/drift.py)
     ingest             turn public trace files into canonical records (thinkcount/data/ingest.py)
     fetch              download or copy the listed real-trace files, sha256-checked (thinkcount/data/fetch.py)
     gate               the regression gate against committed floors (thinkcount/ops/gate.py)
@@ -23,7 +24,8 @@ import sys
 from thinkcount import exit_status
 
 VERBS = {"check": "thinkcount.ops.check", "predict": "thinkcount.serve.predict", "serve": "thinkcount.serve.service",
-         "replay": "thinkcount.serve.replay", "ingest": "thinkcount.data.ingest", "fetch": "thinkcount.data.fetch",
+         "replay": "thinkcount.serve.replay", "drift": "thinkcount.serve.drift", "ingest": "thinkcount.data.ingest",
+         "fetch": "thinkcount.data.fetch",
          "gate": "thinkcount.ops.gate", "profile": "thinkcount.ops.profile",
          "scratch": "thinkcount.ops.scratch", "sweep": "thinkcount.ops.sweep"}
 

@@ -10,11 +10,24 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from thinkcount import UserError
 from thinkcount.core.jsonl import read_json, write_json
 from thinkcount.methods.labelconfig import LabelConfig
 
 MANIFEST, LABEL_CONFIG = "manifest.json", "label_config.json"
+# The model's residuals on its validation rows: log(realised / expected) quantiles, the proxy's bar for an
+# abnormal answer (thinkcount/serve/traffic.py).
+RESIDUALS = "residuals.json"
+RESIDUAL_QUANTILES = (50, 90, 95, 99)
+
+
+def write_residuals(folder, realised, expected, target):
+    """Quantiles of log(realised / expected) over validation rows (expected counts below 1 read as 1)."""
+    ratio = np.log(np.asarray(realised, float)) - np.log(np.maximum(np.asarray(expected, float), 1.0))
+    write_json(Path(folder) / RESIDUALS, {"target": target, "rows": int(len(ratio)), "log_ratio_quantiles": {
+        f"p{q}": float(np.percentile(ratio, q)) for q in RESIDUAL_QUANTILES}})
 
 
 def partial_path(folder):

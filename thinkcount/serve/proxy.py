@@ -20,11 +20,11 @@ import time
 import httpx
 from starlette.responses import JSONResponse, StreamingResponse
 
+from thinkcount.serve.traffic import AnswerReader, Exchange, parsed, request_id
 from thinkcount.serve.web import BadRequest, parse_json_body, read_body
 
 PATHS = ("/v1/chat/completions", "/v1/completions")
 LEVELS_PER_E_FOLD = 10
-CHECKED_BODY_BYTES = 1 << 20  # a JSON answer up to this size is checked to parse (a bad one is counted)
 # Headers that describe one connection, not the message: never passed on (content-length is recomputed).
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
               "proxy-authenticate", "proxy-authorization"}
@@ -110,15 +110,39 @@ def routed(body, result, config, aged):
 
 
 def handler(path, config, state, score_prompts, metrics):
-    """The route for one OpenAI path: score, set priority (and route, cap), forward, stream back."""
+    """The route for one OpenAI path: score, set priority (and route, cap), forward, stream back; with a traffic
+    log, each request that reached the engine, or failed to, becomes one record."""
     async def proxy(request):
         body = parse_json_body(await read_body(request, config.max_body_bytes, config.body_timeout))
-        result = await predicted(prompt_of(path, body), config, score_prompts, metrics)
+        prompt, arrival = prompt_of(path, body), time.time()
+        result = await predicted(prompt, config, score_prompts, metrics)
         aged = int((time.monotonic() - state["started"]) / config.aging_seconds)
         body, upstream, headers = routed(body, result, config, aged)
+        log = logger(state.get("traffic"), prompt, body, result, headers, arrival)
         return await forward(state["client"], upstream.rstrip("/") + path, body, request, headers, metrics,
-                             config.upstream_timeout)
+                             config.upstream_timeout, log, read_events="traffic" in state)
     return proxy
+
+
+def logger(traffic, prompt, body, result, headers, arrival):
+    """log(status, error, reader): hands the finished request to the traffic log (a no-op without one)."""
+    if traffic is None:
+        return lambda status, error, reader=None: None
+    served = body.get("model") if isinstance(body.get("model"), str) else None
+    prediction = None if result is None else {"score": result["score"], "expected_counts": result["expected_counts"],
+                                              "priority": body["priority"],
+                                              "upstream": headers["x-thinkcount-upstream"]}
+
+    def log(status, error, reader=None):
+        reader = reader or AnswerReader(event_stream=False, readable=False)
+        traffic.submit(Exchange(
+            request_id=request_id(arrival, prompt), arrival=arrival, finish=time.time(),
+            first_token=reader.first_token, prompt=prompt, served_model=served, model=served,
+            prediction=prediction, status=status, error=error, reasoning="".join(reader.reasoning),
+            content="".join(reader.content), finish_reason=reader.finish_reason,
+            completion_tokens=reader.completion_tokens, reasoning_tokens=reader.reasoning_tokens,
+            text_capped=reader.text_capped))
+    return log
 
 
 async def client_gone(request):
@@ -140,91 +164,94 @@ async def send_upstream(client, outgoing, request):
     return sending.result() if sending.done() and not sending.cancelled() else None
 
 
-async def forward(client, url, body, request, extra_headers, metrics, idle_timeout):
+# The failures before the engine's first byte: (kind, status, the sentence's end after "the upstream URL").
+BEFORE_ANSWER = [(httpx.ConnectTimeout, "connect_timeout", 504, "did not accept a connection in time."),
+                 (httpx.ReadTimeout, "first_byte_timeout", 504, "sent nothing within {idle:g} s."),
+                 (httpx.ConnectError, "connect_error", 502, "did not answer ({error})."),
+                 (httpx.HTTPError, "reset", 502, "broke off before answering ({error}).")]
+
+
+async def forward(client, url, body, request, extra_headers, metrics, idle_timeout, log, read_events=False):
     """POST body to url and stream the answer back unchanged (status, headers, bytes), plus extra_headers."""
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
     outgoing = client.build_request("POST", url, content=json.dumps(body).encode(), headers=headers)
     try:
         response = await send_upstream(client, outgoing, request)
-    except httpx.ConnectTimeout:
-        raise upstream_failed(metrics, "connect_timeout", 504, f"the upstream {url} did not accept a connection "
-                              "in time.") from None
-    except httpx.ReadTimeout:
-        raise upstream_failed(metrics, "first_byte_timeout", 504, f"the upstream {url} sent nothing within "
-                              f"{idle_timeout:g} s.") from None
-    except httpx.ConnectError as e:
-        raise upstream_failed(metrics, "connect_error", 502, f"the upstream {url} did not answer "
-                              f"({type(e).__name__}).") from None
     except httpx.HTTPError as e:
-        raise upstream_failed(metrics, "reset", 502, f"the upstream {url} broke off before answering "
-                              f"({type(e).__name__}).") from None
+        _, kind, status, end = next(f for f in BEFORE_ANSWER if isinstance(e, f[0]))
+        metrics.upstream_failures.labels(kind=kind).inc()
+        log(status, kind)
+        raise BadRequest(status, f"the upstream {url} " + end.format(idle=idle_timeout, error=type(e).__name__)) \
+            from None
     if response is None:
         metrics.upstream_failures.labels(kind="client_gone").inc()
+        log(499, "client_gone")
         return JSONResponse({"error": "the client hung up."}, status_code=499)
     if response.status_code >= 500:
         metrics.upstream_failures.labels(kind=f"status_{response.status_code}").inc()
     passed = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
-    return UpstreamResponse(response, relay(response, metrics, idle_timeout), status_code=response.status_code,
+    relay = Relay(response, metrics, idle_timeout, read_events)
+    return UpstreamResponse(relay, log, status_code=response.status_code,
                             headers={**passed, **extra_headers})
-
-
-def upstream_failed(metrics, kind, status, message):
-    metrics.upstream_failures.labels(kind=kind).inc()
-    return BadRequest(status, message)
 
 
 class UpstreamResponse(StreamingResponse):
     """The engine's answer streamed to the client. The engine's response is closed however the stream ends
     (done, failed, or the client gone): closing an unfinished one drops its connection, which cancels the
-    engine's request."""
+    engine's request. Then the request goes to the traffic log."""
 
-    def __init__(self, upstream, content, **kwargs):
-        super().__init__(content, **kwargs)
-        self.upstream = upstream
+    def __init__(self, relay, log, **kwargs):
+        super().__init__(relay.chunks(), **kwargs)
+        self.relay, self.log = relay, log
 
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self.upstream.aclose()
+            await self.relay.response.aclose()
+            error = self.relay.error or (None if self.relay.complete else "client_gone")
+            self.log(self.relay.response.status_code, error, self.relay.reader.finish())
 
 
 def is_event_stream(response):
     return response.headers.get("content-type", "").startswith("text/event-stream")
 
 
-async def relay(response, metrics, idle_timeout):
-    """The engine's bytes as they come. A stall past idle_timeout or a break mid-answer is counted and ends the
-    answer: an event stream with an OpenAI-style error event, any other body by cutting the connection."""
-    checked = not is_event_stream(response) and "json" in response.headers.get("content-type", "") \
-        and not response.headers.get("content-encoding")
-    seen = bytearray()
-    try:
-        async for chunk in response.aiter_raw():
-            if checked:
-                seen += chunk
-                checked = len(seen) <= CHECKED_BODY_BYTES  # a larger body passes unchecked
-            yield chunk
-    except httpx.ReadTimeout:
-        kind, status, message = "stall_mid_stream", 504, f"the upstream sent nothing for {idle_timeout:g} s; " \
-                                                         "the answer ends here."
-    except httpx.HTTPError as e:
-        kind, status, message = "reset", 502, f"the upstream broke off mid-answer ({type(e).__name__})."
-    else:
-        if checked and seen and not parses(seen):
-            metrics.upstream_failures.labels(kind="bad_body").inc()
-        return
-    metrics.upstream_failures.labels(kind=kind).inc()
-    await response.aclose()
-    if not is_event_stream(response):
-        raise UpstreamBroke(message)
-    error = {"error": {"message": message, "type": "upstream_error", "code": status}}
-    yield f"data: {json.dumps(error)}\n\n".encode()
+class Relay:
+    """The engine's bytes as they come, read on the side (AnswerReader). A stall past idle_timeout or a break
+    mid-answer is counted and ends the answer: an event stream with an OpenAI-style error event, any other body
+    by cutting the connection. Events are parsed only for the traffic log (read_events); a JSON body always is, to
+    count one that does not parse."""
 
+    def __init__(self, response, metrics, idle_timeout, read_events):
+        self.response, self.metrics, self.idle_timeout = response, metrics, idle_timeout
+        stream = is_event_stream(response)
+        self.reader = AnswerReader(stream, readable=not response.headers.get("content-encoding")
+                                   and (read_events or not stream))
+        self.error, self.complete = None, False
 
-def parses(data):
-    try:
-        json.loads(data)
-        return True
-    except ValueError:
-        return False
+    async def chunks(self):
+        try:
+            async for chunk in self.response.aiter_raw():
+                self.reader.feed(chunk)
+                yield chunk
+        except httpx.ReadTimeout:
+            self.error, status = "stall_mid_stream", 504
+            message = f"the upstream sent nothing for {self.idle_timeout:g} s; the answer ends here."
+        except httpx.HTTPError as e:
+            self.error, status, message = "reset", 502, f"the upstream broke off mid-answer ({type(e).__name__})."
+        else:
+            self.complete = True
+            if self.json_expected() and self.reader.readable and parsed(bytes(self.reader.pending)) is None:
+                self.error = "bad_body"
+                self.metrics.upstream_failures.labels(kind="bad_body").inc()
+            return
+        self.metrics.upstream_failures.labels(kind=self.error).inc()
+        await self.response.aclose()
+        if not is_event_stream(self.response):
+            raise UpstreamBroke(message)
+        error = {"error": {"message": message, "type": "upstream_error", "code": status}}
+        yield f"data: {json.dumps(error)}\n\n".encode()
+
+    def json_expected(self):
+        return not is_event_stream(self.response) and "json" in self.response.headers.get("content-type", "")

@@ -18,6 +18,8 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import json
+import math
 import os
 import signal
 import time
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
@@ -34,10 +37,12 @@ from starlette.routing import Route
 
 from thinkcount import UserError
 from thinkcount.data.counting import prompt_text
-from thinkcount.methods.modelfolder import MANIFEST
+from thinkcount.methods.modelfolder import MANIFEST, RESIDUALS
 from thinkcount.serve import proxy
 from thinkcount.serve.batcher import MicroBatcher
 from thinkcount.serve.connections import bounded_protocol
+from thinkcount.serve.drift import DriftWindows
+from thinkcount.serve.traffic import LogSettings, TrafficLog
 from thinkcount.serve.web import BadRequest, from_loopback, parse_json_body, read_body
 
 ADMIN_TOKEN_VARIABLE = "THINKCOUNT_ADMIN_TOKEN"
@@ -68,6 +73,11 @@ class ServeConfig:
     max_connections: int = 1000      # open client connections; more are answered 503 with Retry-After
     header_timeout: float = 10.0     # seconds a client has to send a request's headers
     body_timeout: float = 30.0       # seconds a client has to send a request's body
+    traffic_log: str | None = None   # folder of the proxy's traffic log (one record per completed request)
+    hash_prompts: bool = False       # the log keeps a hash of each prompt and no text (drift, not retraining)
+    counts_params: str = "params.yaml"  # the params file whose counts.keywords the log counts with
+    drift_window: int = 200          # completed requests per model behind /metrics' window tau
+    abnormal_quantile: str = "p99"   # an answer past this quantile of the model's validation residuals is abnormal
 
 
 def prompts_of(request, max_prompts):
@@ -150,6 +160,31 @@ class Metrics:
                                          "status_5xx, client_gone)", ["kind"], registry=self.registry)
         self.clients_refused = Counter("thinkcount_clients_refused", "Connections turned away or cut, by reason "
                                        "(max_connections, slow_headers)", ["reason"], registry=self.registry)
+        self.logged = Counter("thinkcount_traffic_log_records", "Records written to the traffic log",
+                              registry=self.registry)
+        self.log_dropped = Counter("thinkcount_traffic_log_dropped", "Records dropped: the log's queue was full",
+                                   registry=self.registry)
+        self.window_tau = Gauge("thinkcount_window_tau", "Kendall tau-b of expected against realised counts over "
+                                "the last --drift-window completed requests (NaN: undefined)", ["model"],
+                                registry=self.registry)
+        self.window_ratio = Gauge("thinkcount_window_ratio_median", "Median realised / expected counts over the "
+                                  "same window", ["model"], registry=self.registry)
+        self.window_requests = Gauge("thinkcount_window_requests", "Requests in the drift window", ["model"],
+                                     registry=self.registry)
+        self.abnormal = Counter("thinkcount_abnormal_answers", "Answers whose counts passed the abnormal "
+                                "threshold for their prediction", ["model"], registry=self.registry)
+
+    def logged_record(self, record, windows):
+        """Count a traffic-log record and update its model's drift window (in the log's writer thread)."""
+        self.logged.inc()
+        if record.get("abnormal"):
+            self.abnormal.labels(model=record.get("model") or "").inc()
+        figures = windows.add(record)
+        if figures:
+            model, values = figures
+            self.window_tau.labels(model=model).set(float("nan") if values["tau"] is None else values["tau"])
+            self.window_ratio.labels(model=model).set(values["median_ratio"])
+            self.window_requests.labels(model=model).set(values["requests"])
 
     def serving(self, slot):
         self.model.clear()
@@ -192,11 +227,16 @@ def create_app(config, slot=None):
         batcher.start()
         timeout = httpx.Timeout(config.upstream_timeout, connect=config.connect_timeout)
         limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=64)
+        if config.traffic_log:
+            state["traffic"] = traffic_log(config, state["slot"].folder, metrics)
+            state["traffic"].start()
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
             state["client"] = client
             state["started"] = time.monotonic()
             yield
         await batcher.stop()
+        if "traffic" in state:
+            await asyncio.to_thread(state["traffic"].stop)
 
     async def score_prompts(prompts):
         results = await state["batcher"].submit(prompts)
@@ -237,6 +277,42 @@ def create_app(config, slot=None):
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     return app
+
+
+def traffic_log(config, model_folder, metrics):
+    """The traffic log, counting with the params file's keywords and flagging answers past the model's residual
+    quantile (abnormal_ratio)."""
+    keywords, case_sensitive = counts_rules(config.counts_params)
+    settings = LogSettings(config.traffic_log, tuple(keywords), case_sensitive, keep_prompts=not config.hash_prompts)
+    windows = DriftWindows(config.drift_window)
+    return TrafficLog(settings, abnormal_ratio(model_folder, config.abnormal_quantile),
+                      on_record=lambda record: metrics.logged_record(record, windows), on_drop=metrics.log_dropped.inc)
+
+
+def counts_rules(path):
+    """(keywords, case_sensitive) of a params file's counts section, or one sentence."""
+    try:
+        counts = yaml.safe_load(Path(path).read_text(encoding="utf-8")).get("counts") or {}
+    except (OSError, yaml.YAMLError, AttributeError) as e:
+        raise UserError(f"{path}: cannot read its counts section ({type(e).__name__}); the traffic log counts "
+                        "keywords with it (--counts-params).") from None
+    keywords = counts.get("keywords")
+    if not (isinstance(keywords, list) and keywords and all(isinstance(k, str) and k for k in keywords)):
+        raise UserError(f"{path}: counts.keywords must be a non-empty list of non-empty strings.")
+    return keywords, bool(counts.get("case_sensitive", True))
+
+
+def abnormal_ratio(folder, quantile):
+    """exp of the model's validation residual quantile (log realised / expected counts), from residuals.json;
+    None when the folder has none (answers are then not flagged)."""
+    path = Path(folder) / RESIDUALS
+    if not path.is_file():
+        print(f"warning: {folder} has no {RESIDUALS}; answers will not be flagged abnormal (retrain to add it).")
+        return None
+    quantiles = json.loads(path.read_text())["log_ratio_quantiles"]
+    if quantile not in quantiles:
+        raise UserError(f"--abnormal-quantile {quantile}: {path} has {', '.join(quantiles)}.")
+    return math.exp(quantiles[quantile])
 
 
 def check_admin(request, token):
@@ -307,6 +383,16 @@ def parse_args(argv):
                         help="seconds a client has to send a request's headers")
     parser.add_argument("--body-timeout", type=float, default=ServeConfig.body_timeout,
                         help="seconds a client has to send a request's body")
+    parser.add_argument("--traffic-log", help="folder for the proxy's traffic log: one record per completed request")
+    parser.add_argument("--hash-prompts", action="store_true",
+                        help="the traffic log keeps a hash of each prompt and no text (drift, not retraining)")
+    parser.add_argument("--counts-params", default=ServeConfig.counts_params,
+                        help="the params file whose counts.keywords the traffic log counts with")
+    parser.add_argument("--drift-window", type=int, default=ServeConfig.drift_window,
+                        help="completed requests per model behind /metrics' window tau")
+    parser.add_argument("--abnormal-quantile", default=ServeConfig.abnormal_quantile, choices=["p90", "p95", "p99"],
+                        help="an answer whose counts pass this quantile of the model's validation residuals is "
+                             "flagged abnormal")
     args = parser.parse_args(argv)
     checks = [(args.max_batch < 1, "--max-batch must be at least 1"), (args.batch_size < 1, "--batch-size must be "
               "at least 1"), (args.max_wait_ms < 0, "--max-wait-ms must be 0 or more"),
@@ -321,6 +407,8 @@ def parse_args(argv):
               *[(getattr(args, name.replace("-", "_")) <= 0, f"--{name} must be above 0") for name in
                 ("upstream-timeout", "connect-timeout", "score-budget-ms", "header-timeout", "body-timeout")],
               (args.max_connections < 1, "--max-connections must be at least 1"),
+              (args.traffic_log is not None and not args.upstream, "--traffic-log needs --upstream"),
+              (args.drift_window < 10, "--drift-window must be at least 10"),
               (args.admin_token is not None and not args.admin_token.strip(), "--admin-token must not be empty")]
     for failed, message in checks:
         if failed:
@@ -335,6 +423,8 @@ def main(argv=None):
 def run(args):
     config = ServeConfig(**{k: v for k, v in vars(args).items() if k not in ("host", "port")})
     slot = ModelSlot(config.model, config.batch_size, config.workers)  # a bad folder stops here, before the port opens
+    if config.traffic_log:
+        counts_rules(config.counts_params)  # as does a params file the log cannot count with
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: this handler takes it,
     # so a drained shutdown exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
