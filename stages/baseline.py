@@ -3,10 +3,10 @@ import sys
 
 from thinkcount import UserError
 from thinkcount.core import paths
-from thinkcount.core.jsonl import load_jsonl, write_json, write_jsonl
+from thinkcount.core.jsonl import write_json, write_jsonl
 from thinkcount.data.frames import load_frame, require_target, variant_rows
 from thinkcount.data.records import KEY, within_budget
-from thinkcount.evaluate.baselines import baseline_scores, oracle_scores
+from thinkcount.evaluate.baselines import FIXED, baseline_scores
 from thinkcount.evaluate.metrics import yardstick_both
 from thinkcount.pipeline import stage
 
@@ -24,15 +24,15 @@ def main(params):
     if spec.train_rows == "budget":
         train = within_budget(train, params.train.max_train_rows)
     result = {"method": name, "kind": spec.kind, "task": "baseline", "target": target,
-              "train_rows": None if spec.kind == "oracle" else len(train), "train_rows_rule": spec.train_rows}
-    if spec.kind == "oracle":
-        oracle = load_jsonl(paths.ORACLE)
-        if not oracle:
+              "train_rows": None if spec.kind in FIXED else len(train), "train_rows_rule": spec.train_rows}
+    if spec.kind in FIXED:
+        got = FIXED[spec.kind](test)
+        if got is None:
             write_json(paths.eval_metrics(name), {**result, "available": False})
             write_jsonl(paths.predictions(name), [])
-            print("baseline oracle: not available for this corpus")
+            print(f"baseline {name}: not available for this corpus")
             return
-        score, expected = oracle_scores(test, oracle)
+        score, expected = got
     else:
         score, expected = baseline_scores(spec, train, test, (params.model, params.encoders[params.model]))
     ev = params.evaluate

@@ -1,8 +1,10 @@
-"""Stage corpus: generate the embedded corpus, fetch and ingest the public traces, or validate the user's JSONL."""
+"""Stage corpus: generate the embedded corpus, fetch and ingest the public traces, read the proxy's traffic log,
+or validate the user's JSONL."""
 from thinkcount.core import paths
 from thinkcount.core.jsonl import write_json, write_jsonl
 from thinkcount.data import corpus
 from thinkcount.data.real import real_corpus
+from thinkcount.data.served import served_corpus
 from thinkcount.data.records import compute_counts, oracle_tau
 from thinkcount.pipeline import stage
 
@@ -18,6 +20,8 @@ def main(params):
         (records, report), oracle = real_corpus(), []
         if report["files_off_manifest"]:
             print(f"warning: files whose records differ from the listed traces: {report['files_off_manifest']}")
+    elif data.source == "served":
+        (records, report), oracle = served_corpus(data), []
     else:
         records, problems, rows, notes = corpus.validate_records(data.source)
         oracle = []  # real data has no generator to ask

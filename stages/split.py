@@ -1,16 +1,20 @@
-"""Stage split: one stratified train/val/test split shared by every method."""
+"""Stage split: one train/val/test split shared by every method, stratified by prompt or, for served traffic,
+by time (train on older requests, test on newer)."""
 import pandas as pd
 
 from thinkcount.core import paths
 from thinkcount.core.jsonl import load_jsonl, write_json, write_jsonl
-from thinkcount.data.records import make_split
+from thinkcount.data.records import make_split, time_split
 from thinkcount.pipeline import stage
 
 
 def main(params):
     counts = pd.DataFrame(load_jsonl(paths.COUNTS))
     rule = params.split
-    split = make_split(counts, rule.seed, rule.val_fraction, rule.test_fraction, rule.strata)
+    if rule.by == "time":
+        split = time_split(counts, rule.seed, rule.val_fraction, rule.test_fraction)
+    else:
+        split = make_split(counts, rule.seed, rule.val_fraction, rule.test_fraction, rule.strata)
     write_jsonl(paths.SPLIT, split.to_dict("records"))
     sizes = split["split"].value_counts().to_dict()
     prompts = counts["prompt_id"].groupby(split["split"]).nunique().to_dict()

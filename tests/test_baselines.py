@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau
 
-from thinkcount.evaluate.baselines import (ASK_WORDS, KINDS, SHAPE, length_scores, model_scores, probe_scores,
+from thinkcount.evaluate.baselines import (ASK_WORDS, FIXED, KINDS, SHAPE, length_scores, model_scores, probe_scores,
                                           surface_counts, surface_scores)
 from thinkcount.pipeline.config import Baseline, Encoder
 
@@ -64,4 +64,5 @@ def test_the_probe_fits_a_ridge_on_the_frozen_encoder_s_states_through_the_typed
 
 def test_every_baseline_kind_the_configuration_accepts_scores_and_no_other():
     accepted = set(get_args(Baseline.model_fields["kind"].annotation))
-    assert len(accepted) == 7 and accepted == set(KINDS) | {"oracle"}  # the oracle reads the generator, not train
+    # the oracle reads the generator and `served` the served predictor's logged scores, not train rows
+    assert len(accepted) == 8 and accepted == set(KINDS) | set(FIXED) and not set(KINDS) & set(FIXED)

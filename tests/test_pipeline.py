@@ -7,13 +7,17 @@ import subprocess
 import sys
 import time
 
+import httpx
 import numpy as np
+import pandas as pd
 import psutil
 import pytest
 import yaml
+from scipy.stats import kendalltau
 
 from conftest import ROOT, read_json, verb
 from thinkcount import UserError
+from thinkcount.data.counting import prompt_text
 from thinkcount.ops.scratch import prepare
 from thinkcount.serve.predict import Predictor
 
@@ -225,3 +229,35 @@ def test_a_killed_repro_publishes_no_model_and_leaves_no_writer(repo):
         Predictor.load(partial)
     sh(repo, "dvc", "repro")
     assert not partial.exists() and (repo / "models/m13_rank/manifest.json").read_text() == before
+
+
+def test_the_served_profile_retrains_on_the_proxy_s_traffic_log_split_by_time(repo):
+    """The loop: serve m13_rank through the proxy with the log on, replay the corpus's traces through it, then
+    `python -m thinkcount profile profiles/served.yaml` retrains and evaluates on the log, split by time, with the
+    served predictor's own scores as the row to beat."""
+    from test_serve import in_thread, service
+    from test_traffic import TraceEngine
+    corpus = [json.loads(line) for line in (repo / "data/raw/corpus.jsonl").open()]
+    traces = {prompt_text(r["instruction"], r["input"]): r["content"] for r in corpus}
+    log = repo / "data/external/served"
+    with in_thread(TraceEngine(traces).app()) as engine, \
+            service(repo / "models/m13_rank", "--upstream", engine, "--traffic-log", log) as (url, proc):
+        for prompt in traces:
+            assert httpx.post(f"{url}/v1/chat/completions", timeout=30, json={
+                "model": "m", "messages": [{"role": "user", "content": prompt}]}).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    sh(repo, sys.executable, "-m", "thinkcount", "profile", "profiles/served.yaml")
+    report = read_json(repo / "metrics/data/corpus.json")
+    assert report["source"] == "served" and report["rows_valid"] == len(traces)
+    logged = [json.loads(line) for path in log.glob("traffic-*.jsonl") for line in path.open()]
+    frame = pd.DataFrame([json.loads(line) for line in (repo / "data/counts.jsonl").open()]).merge(
+        pd.DataFrame([json.loads(line) for line in (repo / "data/split.jsonl").open()]), on=["worker_id", "sample_id"])
+    assert frame.loc[frame["split"] == "train", "time"].max() < frame.loc[frame["split"] == "test", "time"].min()
+    # b_served is the score each test request was served with, as the log has it, against its realised counts.
+    test = frame[frame["split"] == "test"]
+    served = {r["instruction"]: r["prediction"]["score"] for r in logged}
+    tau = kendalltau([served[t] for t in test["text"]], test["counts"]).statistic
+    assert read_json(repo / "metrics/eval/b_served.json")["yardstick"]["all"]["kendall_tau"] == pytest.approx(tau)
+    rows = {r["method"]: r for r in read_json(repo / "metrics/summary.json")["rows"]}
+    assert set(METHODS) | {"b_served"} <= set(rows) and rows["m13_rank"]["kendall_tau"] is not None

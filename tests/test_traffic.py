@@ -23,7 +23,8 @@ from thinkcount.methods import modelfolder
 from thinkcount.serve.drift import window_figures
 from thinkcount.serve.predict import Predictor
 from thinkcount.serve.proxy import PATHS
-from thinkcount.serve.traffic import AnswerReader, LogSettings, TrafficLog
+from thinkcount.data.counting import keyword_pattern, prompt_id
+from thinkcount.serve.traffic import AnswerReader, Exchange, LogSettings, TrafficLog, log_record
 
 SHARED = ROOT.parent / "shared" / "real_traces"
 drift = verb("drift")
@@ -82,6 +83,36 @@ def test_a_restart_cuts_a_partial_last_line_and_appends(tmp_path):
     writer.file.write(b'{"id": "d"}\n')
     writer.stop()
     assert path.read_bytes() == b'{"id": "a"}\n{"id": "b"}\n{"id": "d"}\n'
+
+
+def exchange(prompt="Why?", reasoning="Hmm. Wait, so.", expected=2.0):
+    return Exchange(request_id="r1", arrival=100.0, finish=101.5, first_token=100.25, prompt=prompt,
+                    served_model="m", model="m", prediction={"score": 0.1, "expected_counts": expected,
+                                                             "priority": 7, "upstream": "default"},
+                    status=200, error=None, reasoning=reasoning, content="ok", finish_reason="stop",
+                    completion_tokens=9, reasoning_tokens=None, text_capped=False)
+
+
+def test_a_log_record_counts_the_trace_and_keeps_no_text_when_prompts_are_hashed():
+    pattern = keyword_pattern(KEYWORDS)
+    record = log_record(exchange(), pattern, keep_prompts=True, abnormal_ratio=1.5)
+    # Hmm, Wait, so: "so" is lower case and the keywords are case-sensitive, so 2 keywords + 1 = 3 (not over 1.5 x 2
+    # = 3); think chars: the 14 of the trace and the newline before </think>, as compute_counts measures them
+    assert (record["counts"], record["think_chars"], record["ttft_s"], record["abnormal"]) == (3, 15, 0.25, False)
+    assert record["content"] == "Hmm. Wait, so.\n</think>\n\nok" and record["instruction"] == "Why?"
+    hashed = log_record(exchange(), pattern, keep_prompts=False, abnormal_ratio=1.4)
+    assert (hashed["instruction"], hashed["content"], hashed["counts"], hashed["abnormal"]) == (None, None, 3, True)
+    assert hashed["prompt_hash"] == prompt_id("Why?")
+
+
+def test_the_queue_drops_and_counts_what_it_cannot_hold(tmp_path):
+    dropped = []
+    writer = TrafficLog(LogSettings(str(tmp_path), KEYWORDS, queue_size=10, queue_chars=40),
+                        on_drop=lambda: dropped.append(1))  # not started: nothing is written
+    assert writer.submit(exchange(reasoning="x" * 20))  # 4 + 20 + 2 = 26 characters wait
+    assert not writer.submit(exchange(reasoning="y" * 20))  # 52 would pass 40
+    assert writer.submit(exchange(reasoning=""))  # 6 more: 32
+    assert len(dropped) == 1 and writer.waiting_chars == 32
 
 
 # ---- through the proxy ----

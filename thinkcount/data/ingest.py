@@ -178,7 +178,22 @@ def to_record(fields):
     for key in ("completion_tokens", "reasoning_tokens"):
         if isinstance(fields.get(key), int) and not isinstance(fields.get(key), bool):
             record[key] = fields[key]
+    record.update(served_fields(fields))
     return record, None
+
+
+def served_fields(fields):
+    """What a proxy's traffic-log record adds: when the request finished (`time`, unix seconds: the split by
+    time) and what the served predictor said of it (`served_score`, `served_expected`: the served model's row in a
+    comparison)."""
+    out = {}
+    if isinstance(fields.get("finish"), (int, float)) and not isinstance(fields.get("finish"), bool):
+        out["time"] = float(fields["finish"])
+    prediction = fields.get("prediction")
+    if isinstance(prediction, dict) and all(isinstance(prediction.get(k), (int, float))
+                                            for k in ("score", "expected_counts")):
+        out["served_score"], out["served_expected"] = float(prediction["score"]), float(prediction["expected_counts"])
+    return out
 
 
 def file_records(path, problems, field_map=None, records_path=None):

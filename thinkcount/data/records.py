@@ -16,6 +16,10 @@ def compute_counts(records, rules):
     keywords, case_sensitive, think_start) and the export's reasoning_tokens (None where it has none)."""
     keys, waits = keyword_pattern(rules.keywords, rules.case_sensitive), wait_pattern(rules.case_sensitive)
     texts = [prompt_text(r["instruction"], r["input"]) for r in records]
+    # Served traffic's finish time and the served predictor's score, where the records have them (data.source
+    # served); other corpora's frames stay as they were.
+    served = {key: [r.get(key) for r in records] for key in ("time", "served_score", "served_expected")
+              if any(key in r for r in records)}
     return pd.DataFrame({
         "worker_id": [r["worker_id"] for r in records],
         "sample_id": [r["sample_id"] for r in records],
@@ -28,6 +32,7 @@ def compute_counts(records, rules):
         "think_chars": [len(think_text(r["content"])) for r in records],
         "reasoning_tokens": [r.get("reasoning_tokens") for r in records],
         "trace_chars": [len(r["content"]) for r in records],
+        **served,
     })
 
 
@@ -89,6 +94,26 @@ def make_split(counts, seed, val_fraction, test_fraction, strata):
     priority = rng.permutation(len(counts))
     return pd.DataFrame({"worker_id": counts["worker_id"], "sample_id": counts["sample_id"],
                          "split": prompt_split[codes], "priority": priority})
+
+
+def time_split(counts, seed, val_fraction, test_fraction):
+    """Train on older traffic, test on newer: prompts in order of their first request's time; the newest
+    round(test_fraction x prompts) are test, the round(val_fraction x prompts) before them val, the rest train,
+    with every prompt that has no time (public traces mixed in). Keyed and prioritised as make_split."""
+    if "time" not in counts:
+        raise UserError("split.by: time needs a corpus whose records have times (data.source: served).")
+    rng = np.random.default_rng(seed)
+    codes = pd.factorize(counts["prompt_id"])[0]
+    first = pd.Series(pd.to_numeric(counts["time"], errors="coerce").to_numpy()).groupby(codes).min()
+    timed = first.dropna().sort_values(kind="stable").index.to_numpy()
+    n = len(timed)
+    n_test, n_val = int(round(test_fraction * n)), int(round(val_fraction * n))
+    check_split_sizes(n, n_test, n_val, min(val_fraction, test_fraction))
+    prompt_split = np.full(codes.max() + 1, "train", dtype=object)
+    prompt_split[timed[n - n_test:]] = "test"
+    prompt_split[timed[n - n_test - n_val:n - n_test]] = "val"
+    return pd.DataFrame({"worker_id": counts["worker_id"], "sample_id": counts["sample_id"],
+                         "split": prompt_split[codes], "priority": rng.permutation(len(counts))})
 
 
 def prompt_strata(counts, strata):

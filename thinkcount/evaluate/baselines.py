@@ -1,6 +1,6 @@
 """Baselines and controls, scored with the same yardstick on the same train rows as the methods:
 prompt length, surface counts, TF-IDF ridge, the instruction's first word, the answering model alone, a
-frozen-encoder probe, and the oracle ceiling.
+frozen-encoder probe, the oracle ceiling, and, on served traffic, the predictor that was served.
 
 Each fits on the train rows' target (counts, wait_counts or think_chars) and returns (score, expected target) for
 the test rows. The controls answer two questions about any fine-tuned method: is the signal more than the
@@ -17,6 +17,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from thinkcount import UserError
 from thinkcount.core import paths
+from thinkcount.core.jsonl import load_jsonl
 from thinkcount.data.records import KEY
 
 
@@ -113,17 +114,27 @@ def probe_scores(train, test, encoder, alpha, target="counts", batch_size=64):
     return score, np.expm1(score).clip(1, None)
 
 
-def oracle_scores(test, oracle_rows):
+def served_scores(test):
+    """What the served predictor said of each test request when it was served (data.source: served): the row a
+    retrained model must beat on the newest traffic. None when the corpus has no served predictions."""
+    if "served_score" not in test or test["served_score"].isna().any():
+        return None
+    return test["served_score"].to_numpy(float), test["served_expected"].to_numpy(float)
+
+
+def oracle_scores(test):
+    """The generator's hidden expected counts; None for a corpus without a generator (real data)."""
+    oracle_rows = load_jsonl(paths.ORACLE)
     if not oracle_rows:
-        raise UserError("no oracle for this corpus (real data has none).")
+        return None
     merged = test[KEY].merge(pd.DataFrame(oracle_rows), on=KEY, how="left")
     if merged["expected_counts"].isna().any():
         raise UserError(f"{paths.ORACLE} does not cover the test split.")
     return merged["expected_counts"].to_numpy(), merged["expected_counts"].to_numpy()
 
 
-# How each baseline kind scores the test rows, fitted on the train rows and spec's target (the oracle needs no
-# train rows: oracle_scores): (spec, train, test, encoder) -> (score, expected counts).
+# How each baseline kind scores the test rows, fitted on the train rows and spec's target (the FIXED kinds below
+# need no train rows): (spec, train, test, encoder) -> (score, expected counts).
 KINDS = {
     "length": lambda spec, train, test, encoder: length_scores(train, test, spec.target),
     "surface": lambda spec, train, test, encoder: surface_scores(train, test, spec.alpha, spec.target),
@@ -132,6 +143,11 @@ KINDS = {
     "model": lambda spec, train, test, encoder: model_scores(train, test, spec.target),
     "probe": lambda spec, train, test, encoder: probe_scores(train, test, encoder, spec.alpha, spec.target),
 }
+
+
+# Kinds scored without train rows, from what the corpus carries: (test) -> (score, expected), or None when this
+# corpus lacks it.
+FIXED = {"oracle": oracle_scores, "served": served_scores}
 
 
 def baseline_scores(spec, train, test, encoder):

@@ -31,7 +31,7 @@ def best(rows, baseline, target="counts"):
     """The best row by tau on target among the baselines trained on the methods' rows (baseline=True) or the
     methods."""
     pool = [r for r in rows if r["kendall_tau"] is not None and r["target"] == target
-            and (r["task"] == "baseline") == baseline and r.get("kind") != "oracle"
+            and (r["task"] == "baseline") == baseline and r.get("kind") not in ("oracle", "served")
             and r.get("train_rows_rule", "budget") == "budget"]
     return max(pool, key=lambda r: r["kendall_tau"])["method"] if pool else None
 

@@ -1,6 +1,7 @@
 """params.yaml, read once and validated: a bad key stops the run with one sentence naming it."""
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
@@ -49,6 +50,21 @@ class Data(Strict):
     sample_size: Positive
     sample_workers: Positive
     seed: StrictInt
+    served_dir: StrictStr = "data/external/served"
+    served_since: Optional[datetime] = None
+    served_until: Optional[datetime] = None
+    mix_real: StrictBool = False
+
+    @field_validator("served_since", "served_until", mode="before")
+    @classmethod
+    def iso_time(cls, value):
+        if value is None or isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"'{{where}}' must be an ISO 8601 time such as 2026-12-06T18:00:00+00:00, got {value!r}") \
+                from None
 
 
 class Counts(Strict):
@@ -89,6 +105,7 @@ class Filter(Strict):
 
 
 class Split(Strict):
+    by: Literal["prompt", "time"] = "prompt"
     seed: StrictInt
     val_fraction: Share
     test_fraction: Share
@@ -197,7 +214,7 @@ class Method(Strict):
 
 
 class Baseline(Strict):
-    kind: Literal["length", "surface", "tfidf", "first_word", "model", "probe", "oracle"]
+    kind: Literal["length", "surface", "tfidf", "first_word", "model", "probe", "oracle", "served"]
     alpha: Optional[Number] = None
     max_features: Optional[Positive] = None
     train_rows: Literal["budget", "all"] = "budget"
@@ -290,6 +307,8 @@ def load_params(path="params.yaml"):
         check_names(params, path)
         typed = Params.model_validate(params)
         check_source(typed.data.source, path)
+        if typed.data.source == "served":
+            check_source(typed.data.served_dir, path, "data.served_dir")
     except ValidationError as e:
         raise UserError(with_key_help(f"{path}: {first_error(e, params)}.", text)) from None
     except UserError as e:
@@ -369,12 +388,12 @@ def key_help(text, dotted):
     return None
 
 
-def check_source(source, path):
+def check_source(source, path, key="data.source"):
     """A data source other than the embedded corpus lives under data/external/, the folder DVC tracks."""
     external = (path.parent / EXTERNAL).resolve()
-    if source not in ("sample", "real") and not (path.parent / source).resolve().is_relative_to(external):
-        raise UserError(f"{path}: 'data.source' {source} is outside {EXTERNAL}/, which is the folder DVC tracks "
-                        f"(results would go stale when the file changes); move the file under {EXTERNAL}/.")
+    if source not in ("sample", "real", "served") and not (path.parent / source).resolve().is_relative_to(external):
+        raise UserError(f"{path}: '{key}' {source} is outside {EXTERNAL}/, which is the folder DVC tracks "
+                        f"(results would go stale when the file changes); move it under {EXTERNAL}/.")
 
 
 TYPE_NAMES = {"int_type": "int", "float_type": "float", "string_type": "str", "bool_type": "bool",

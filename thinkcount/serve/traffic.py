@@ -6,8 +6,8 @@ served: arrival and finish times, time to first token, status, the prediction (s
 priority, route), the served model's name, think characters, keyword counts and the abnormal-answer flag.
 
 The answer is read on the side as it passes (AnswerReader: it sees the bytes the client gets and changes none).
-A finished request hands an immutable Exchange to a bounded queue and never waits: past --traffic-log-queue
-waiting records, a record is dropped and counted. One writer thread turns exchanges into lines and writes them
+A finished request hands an immutable Exchange to a bounded queue and never waits: past queue_size records or
+queue_chars characters of text waiting, a record is dropped and counted. One writer thread turns exchanges into lines and writes them
 in batches, each batch one write() and an fsync: a killed proxy loses at most the batch in hand, and a restart
 cuts any partial last line before it appends. Files rotate by size or age; with keep_prompts off a record keeps a
 hash of its prompt and no text (the log then serves drift, not retraining)."""
@@ -24,8 +24,9 @@ from pathlib import Path
 from thinkcount.data.counting import count_keywords, keyword_pattern, prompt_id, think_text
 from thinkcount.data.ingest import to_record
 
-MAX_TEXT_CHARS = 1_000_000   # reasoning and answer text kept per request; a longer trace is cut (and marked)
-MAX_EVENT_BYTES = 4 << 20    # one server-sent event or a whole JSON answer read at most; past it, not parsed
+# What one request's reader holds at most: with --max-connections 1000, about 1.3 GB in the worst case.
+MAX_TEXT_CHARS = 256_000     # reasoning and answer text kept per request (about 64k tokens); more is cut and marked
+MAX_EVENT_BYTES = 1 << 20    # one server-sent event or a whole JSON answer read at most; past it, not parsed
 PREFIX = "traffic-"
 
 
@@ -152,7 +153,8 @@ class LogSettings:
     rotate_seconds: float = 3600   # ... or this age
     batch: int = 64                # records written and fsynced together at most
     flush_seconds: float = 0.2     # longest a record waits in the writer for its batch to fill
-    queue_size: int = 10_000       # records waiting for the writer; more are dropped and counted
+    queue_size: int = 10_000       # records waiting for the writer; more are dropped and counted ...
+    queue_chars: int = 64_000_000  # ... as are records past this many characters of text waiting
 
 
 class TrafficLog:
@@ -169,16 +171,27 @@ class TrafficLog:
         self.file, self.opened = None, 0.0
         self.thread = threading.Thread(target=self.run, name="traffic-log", daemon=True)
         self.stopping = threading.Event()
+        self.waiting_chars, self.lock = 0, threading.Lock()
 
     def start(self):
         self.open(resume=True)
         self.thread.start()
 
     def submit(self, exchange):
+        chars = text_size(exchange)
+        with self.lock:
+            room = self.waiting_chars + chars <= self.settings.queue_chars
+            if room:
+                self.waiting_chars += chars
         try:
+            if not room:
+                raise queue.Full
             self.queue.put_nowait(exchange)
             return True
         except queue.Full:
+            if room:
+                with self.lock:
+                    self.waiting_chars -= chars
             self.on_drop()
             return False
 
@@ -195,6 +208,8 @@ class TrafficLog:
             if batch:
                 self.write([log_record(e, self.pattern, self.settings.keep_prompts, self.abnormal_ratio)
                             for e in batch])
+                with self.lock:
+                    self.waiting_chars -= sum(map(text_size, batch))
 
     def next_batch(self):
         try:
@@ -264,6 +279,10 @@ def cut_partial_line(path):
                 f.truncate(size - block + cut + 1)
                 return
             block = min(size, block * 2)
+
+
+def text_size(exchange):
+    return len(exchange.prompt) + len(exchange.reasoning) + len(exchange.content)
 
 
 def request_id(arrival, prompt):
