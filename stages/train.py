@@ -58,6 +58,9 @@ def main(params):
         summary["int8_kendall_tau_vs_fp32"] = int8_agreement(out_dir, tokenizer, test_texts, label_config)
     write_json(paths.train_metrics(name), summary)
     write_model_card(out_dir, name, params.methods[name], settings, summary, label_config)
+    if label_config.model_token:
+        trained = rows.loc[rows["split"] == "train", KEY].merge(load_frame()[KEY + ["model"]], on=KEY)
+        modelfolder.write_training_models(out_dir, trained["model"])
     val = (prompts["split"] == "val") & ~prompts["truncated"].astype(bool)
     modelfolder.write_residuals(out_dir, prompts.loc[val, label_config.target],
                                 [p["expected_counts"] for p, v in zip(predictions, val) if v], label_config.target)

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from test_serve import free_port, in_thread, metric, service
+from thinkcount.serve.naming import ModelNames
 from thinkcount.serve.proxy import PATHS
 from thinkcount.serve.service import ServeConfig, check_admin, create_app, server
 from thinkcount.serve.web import BadRequest
@@ -224,6 +225,7 @@ def test_sigterm_lets_20_open_streams_finish(model_dir, engine):
 class FailingSlot:
     """Stands in for the model slot: scoring raises, or takes `delay` seconds."""
     folder, version, workers = "failing", "0", 1
+    names = ModelNames(model_aware=False, known=None, mapping={})
 
     def __init__(self, delay=None):
         self.delay = delay

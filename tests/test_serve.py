@@ -235,10 +235,14 @@ def test_reload_serves_the_new_model_and_refuses_a_bad_folder(model_dir, tmp_pat
         before = httpx.get(f"{url}/healthz").json()["version"]
         reply = httpx.post(f"{url}/reload", json={"model": str(broken)})
         assert reply.status_code == 422 and "no manifest.json" in reply.json()["error"]
-        reply = httpx.post(f"{url}/reload", json={"model": str(aware)})  # /score takes no answering model
-        assert reply.status_code == 422 and "a model-aware model (model_token)" in reply.json()["error"]
         assert httpx.get(f"{url}/healthz").json()["version"] == before  # the old model serves on
         assert "probs" in httpx.post(f"{url}/score", json={"prompts": ["Why?"]}).json()["results"][0]
+        assert httpx.post(f"{url}/reload", json={"model": str(aware)}).status_code == 200
+        reply = httpx.post(f"{url}/score", json={"prompts": ["Why?"]})  # a model-aware model needs the model
+        assert reply.status_code == 422 and "is not one the served model-aware model knows" in reply.json()["error"]
+        reply = httpx.post(f"{url}/score", json={"prompts": ["Why?"], "model": "qwen3-8b"}).json()
+        assert reply["answering_model"] == "qwen3-8b" and reply["results"][0]["score"] == pytest.approx(
+            Predictor.load(aware).predict(["Why?"], model="qwen3-8b")[0]["score"], abs=1e-5)
         reply = httpx.post(f"{url}/reload", json={"model": str(ranker)})
         assert reply.status_code == 200 and reply.json()["version"] != before
         result = httpx.post(f"{url}/score", json={"prompts": ["Why?"]}).json()["results"][0]

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from thinkcount import UserError
 from thinkcount.core.jsonl import read_json, write_json
@@ -21,6 +22,14 @@ MANIFEST, LABEL_CONFIG = "manifest.json", "label_config.json"
 # abnormal answer (thinkcount/serve/traffic.py).
 RESIDUALS = "residuals.json"
 RESIDUAL_QUANTILES = (50, 90, 95, 99)
+# A model-aware model's training names and their rows: the names the served ones are mapped to.
+TRAINING_MODELS = "training_models.json"
+
+
+def write_training_models(folder, models):
+    """The answering models' names in a model-aware model's training rows, with how many rows each had."""
+    names = pd.Series(models).fillna("").value_counts()
+    write_json(Path(folder) / TRAINING_MODELS, {"models": {str(k): int(v) for k, v in sorted(names.items())}})
 
 
 def write_residuals(folder, realised, expected, target):

@@ -73,7 +73,8 @@ class Predictor:
 
     def predict(self, prompts, batch_size=64, progress=False, model=None):
         """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs. A
-        model-aware predictor (trained with model_token) needs the name of the model that will answer."""
+        model-aware predictor (trained with model_token) needs the name of the model that will answer: one for
+        every prompt, or a list with one per prompt."""
         if isinstance(prompts, str):
             raise UserError("predict takes a list of prompts, not one string.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -84,10 +85,13 @@ class Predictor:
                 raise UserError(f"prompt {i} is empty or not a string.")
         if not prompts:
             return []
-        if self.config.model_token and not (isinstance(model, str) and model):
+        models = model if isinstance(model, list) else [model] * len(prompts)
+        if self.config.model_token and not (len(models) == len(prompts)
+                                            and all(isinstance(m, str) and m for m in models)):
             raise UserError("this predictor is model-aware (trained with model_token); give the answering model's "
-                            "name, as in its training data (model=...).")
-        texts = [prepare_text(model_text(p, model) if self.config.model_token else p, self.markers) for p in prompts]
+                            "name, as in its training data (model=..., one name or one per prompt).")
+        texts = [prepare_text(model_text(p, m) if self.config.model_token else p, self.markers)
+                 for p, m in zip(prompts, models)]
         raw = predict_raw(self.model, self.tokenizer, texts, self.config.max_length, batch_size, progress=progress)
         return prediction_records(raw, self.config)
 

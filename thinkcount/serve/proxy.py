@@ -75,12 +75,16 @@ class UpstreamBroke(Exception):
     a JSON body that ends early must not look whole."""
 
 
-async def predicted(prompt, config, score_prompts, metrics):
-    """The predictor's result for prompt, or None when it raised or took over the score budget (fail-open: the
-    request goes on at a neutral priority); fail-closed, such a request is refused with 503."""
+async def predicted(prompt, served, config, score_request, metrics):
+    """(the predictor's result, the model label) for prompt; the result is None when the predictor raised, took
+    over the score budget or does not know the request's model (fail-open: the request goes on at a neutral
+    priority); fail-closed, such a request is refused with 503."""
+    label = "unknown"
     try:
-        [result] = await asyncio.wait_for(score_prompts([prompt]), config.score_budget_ms / 1000)
-        return result
+        result, label = await asyncio.wait_for(score_request(prompt, served), config.score_budget_ms / 1000)
+        if result is not None:
+            return result, label
+        reason = "unknown_model"
     except TimeoutError:
         reason = "timeout"
     except Exception:  # noqa: BLE001 - any failure of the predictor; a priority hint must not cost the request
@@ -88,7 +92,7 @@ async def predicted(prompt, config, score_prompts, metrics):
     metrics.score_unavailable.labels(reason=reason).inc()
     if config.fail_closed:
         raise BadRequest(503, f"the predictor could not score this request ({reason}) and the proxy is fail-closed.")
-    return None
+    return None, label
 
 
 def routed(body, result, config, aged):
@@ -109,15 +113,17 @@ def routed(body, result, config, aged):
     return body, config.reasoning_upstream if long else config.upstream, headers
 
 
-def handler(path, config, state, score_prompts, metrics):
+def handler(path, config, state, score_request, metrics):
     """The route for one OpenAI path: score, set priority (and route, cap), forward, stream back; with a traffic
     log, each request that reached the engine, or failed to, becomes one record."""
     async def proxy(request):
         body = parse_json_body(await read_body(request, config.max_body_bytes, config.body_timeout))
         prompt, arrival = prompt_of(path, body), time.time()
-        result = await predicted(prompt, config, score_prompts, metrics)
+        served = body.get("model") if isinstance(body.get("model"), str) else None
+        result, label = await predicted(prompt, served, config, score_request, metrics)
         aged = int((time.monotonic() - state["started"]) / config.aging_seconds)
         body, upstream, headers = routed(body, result, config, aged)
+        headers["x-thinkcount-model"] = label.encode("ascii", "backslashreplace").decode()  # a header is latin-1
         log = logger(state.get("traffic"), prompt, body, result, headers, arrival)
         return await forward(state["client"], upstream.rstrip("/") + path, body, request, headers, metrics,
                              config.upstream_timeout, log, read_events="traffic" in state)
@@ -129,6 +135,9 @@ def logger(traffic, prompt, body, result, headers, arrival):
     if traffic is None:
         return lambda status, error, reader=None: None
     served = body.get("model") if isinstance(body.get("model"), str) else None
+    # The name the predictor knew the request by, where it knew one (else the served name).
+    known = headers["x-thinkcount-model"] not in ("pooled", "fallback", "unknown")
+    model = headers["x-thinkcount-model"] if known else served
     prediction = None if result is None else {"score": result["score"], "expected_counts": result["expected_counts"],
                                               "priority": body["priority"],
                                               "upstream": headers["x-thinkcount-upstream"]}
@@ -137,7 +146,7 @@ def logger(traffic, prompt, body, result, headers, arrival):
         reader = reader or AnswerReader(event_stream=False, readable=False)
         traffic.submit(Exchange(
             request_id=request_id(arrival, prompt), arrival=arrival, finish=time.time(),
-            first_token=reader.first_token, prompt=prompt, served_model=served, model=served,
+            first_token=reader.first_token, prompt=prompt, served_model=served, model=model,
             prediction=prediction, status=status, error=error, reasoning="".join(reader.reasoning),
             content="".join(reader.content), finish_reason=reader.finish_reason,
             completion_tokens=reader.completion_tokens, reasoning_tokens=reader.reasoning_tokens,

@@ -26,6 +26,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import httpx
 import uvicorn
@@ -42,6 +43,7 @@ from thinkcount.serve import proxy
 from thinkcount.serve.batcher import MicroBatcher
 from thinkcount.serve.connections import bounded_protocol
 from thinkcount.serve.drift import DriftWindows
+from thinkcount.serve.naming import ModelNames, read_model_map, training_names
 from thinkcount.serve.traffic import LogSettings, TrafficLog
 from thinkcount.serve.web import BadRequest, from_loopback, parse_json_body, read_body
 
@@ -63,6 +65,8 @@ class ServeConfig:
     threshold: float | None = None   # expected counts at or above which a request goes to reasoning_upstream
     aging_seconds: float = 1.0       # one priority level is added per this many seconds since the start
     tokens_per_count: float | None = None  # cap max_tokens at this many tokens per expected count
+    model_map: str | None = None     # JSON/YAML file: served model name -> the model-aware predictor's training name
+    fallback_model: str | None = None  # a prompt-only model folder for names the model-aware one does not know
     # Reasoning engines may think for minutes before a non-streamed answer's first byte: an idle limit, not a total.
     upstream_timeout: float = 600.0  # seconds the engine may send nothing, before its first byte or between chunks
     connect_timeout: float = 10.0    # seconds to open a connection to the engine
@@ -82,9 +86,10 @@ class ServeConfig:
 
 def prompts_of(request, max_prompts):
     """The prompt texts of a /score request: strings, or objects with instruction and optional input."""
-    unknown = sorted(set(request) - {"prompts"})
+    unknown = sorted(set(request) - {"prompts", "model"})
     if unknown:
-        raise BadRequest(400, f"unknown key {unknown[0]!r}; send {{\"prompts\": [...]}}.")
+        raise BadRequest(400, f"unknown key {unknown[0]!r}; send {{\"prompts\": [...]}} and, for a model-aware "
+                         "model, \"model\".")
     prompts = request.get("prompts")
     if not isinstance(prompts, list) or not prompts:
         raise BadRequest(400, "`prompts` must be a non-empty list of strings or {instruction, input} objects.")
@@ -109,12 +114,13 @@ def model_version(folder):
 
 
 class ModelSlot:
-    """The model being served; a reload swaps it only once the new one has loaded."""
+    """The model being served and the names it knows; a reload swaps both only once the new model has loaded."""
 
-    def __init__(self, folder, batch_size, workers=1):
-        self.batch_size, self.workers = batch_size, workers
+    def __init__(self, folder, batch_size, workers=1, model_map=None, pooled_only=False):
+        self.batch_size, self.workers, self.pooled_only = batch_size, workers, pooled_only
+        self.mapping = MappingProxyType(read_model_map(model_map))
         self.lock = asyncio.Lock()
-        self.predictors, self.folder, self.version = self.load(folder)
+        self.predictors, self.names, self.folder, self.version = self.load(folder)
 
     def load(self, folder):
         """One predictor per worker, sharing one model; ONNX Runtime's threads split the cores between them:
@@ -122,18 +128,24 @@ class ModelSlot:
         from thinkcount.serve.predict import Predictor  # torch and transformers: only once the service starts
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         predictor = Predictor.load(folder, device="cpu", threads=threads)
-        if predictor.config.model_token:
-            raise UserError(f"{folder}: a model-aware model (model_token) needs the answering model with every "
-                            "prompt, which /score does not take; serve a pooled model.")
-        return [predictor] + [predictor.replica() for _ in range(self.workers - 1)], str(folder), model_version(folder)
+        aware = bool(predictor.config.model_token)
+        if aware and self.pooled_only:
+            raise UserError(f"{folder}: the fallback model must read the prompt alone, but it is model-aware "
+                            "(model_token).")
+        names = ModelNames(aware, training_names(folder) if aware else None, self.mapping)
+        predictors = [predictor] + [predictor.replica() for _ in range(self.workers - 1)]
+        return predictors, names, str(folder), model_version(folder)
 
-    def score(self, prompts, worker=0):
+    def score(self, items, worker=0):
+        """Results for (prompt, training name or None) items."""
         predictor = self.predictors[worker]  # a batch in flight keeps the model it started with
-        return predictor.predict(prompts, self.batch_size)
+        prompts = [prompt for prompt, _ in items]
+        models = [name for _, name in items] if predictor.config.model_token else None
+        return predictor.predict(prompts, self.batch_size, model=models)
 
     async def reload(self, folder):
         async with self.lock:
-            self.predictors, self.folder, self.version = await asyncio.to_thread(self.load, folder)
+            self.predictors, self.names, self.folder, self.version = await asyncio.to_thread(self.load, folder)
 
 
 class Metrics:
@@ -219,12 +231,19 @@ def create_app(config, slot=None):
 
     @asynccontextmanager
     async def lifespan(app):
-        state["slot"] = slot or await asyncio.to_thread(ModelSlot, config.model, config.batch_size, config.workers)
+        state["slot"] = slot or await asyncio.to_thread(ModelSlot, config.model, config.batch_size, config.workers,
+                                                        config.model_map)
         metrics.serving(state["slot"])
         batcher = MicroBatcher(state["slot"].score, config.max_batch, config.max_wait_ms / 1000, config.batch_from,
                                on_batch=metrics.batch.observe, workers=state["slot"].workers)
         state["batcher"] = batcher
         batcher.start()
+        if config.fallback_model:
+            fallback = await asyncio.to_thread(ModelSlot, config.fallback_model, config.batch_size, 1,
+                                               pooled_only=True)
+            state["fallback"] = MicroBatcher(fallback.score, config.max_batch, config.max_wait_ms / 1000,
+                                             config.batch_from, on_batch=metrics.batch.observe)
+            state["fallback"].start()
         timeout = httpx.Timeout(config.upstream_timeout, connect=config.connect_timeout)
         limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=64)
         if config.traffic_log:
@@ -235,19 +254,36 @@ def create_app(config, slot=None):
             state["started"] = time.monotonic()
             yield
         await batcher.stop()
+        if "fallback" in state:
+            await state["fallback"].stop()
         if "traffic" in state:
             await asyncio.to_thread(state["traffic"].stop)
 
-    async def score_prompts(prompts):
-        results = await state["batcher"].submit(prompts)
-        metrics.prompts.inc(len(prompts))
+    async def score_items(items, batcher="batcher"):
+        results = await state[batcher].submit(items)
+        metrics.prompts.inc(len(items))
         return results
+
+    async def score_request(prompt, served):
+        """(result, the x-thinkcount-model label) of one proxied prompt: the model under the request's training
+        name, the fallback model for a name it does not know, or (None, "unknown")."""
+        name, label = state["slot"].names.resolve(served)
+        if label is not None:
+            return (await score_items([(prompt, name)]))[0], label
+        if "fallback" in state:
+            return (await score_items([(prompt, None)], "fallback"))[0], "fallback"
+        return None, "unknown"
 
     @endpoint("score", metrics)
     async def score(request):
-        body = await read_body(request, config.max_body_bytes, config.body_timeout)
-        prompts = prompts_of(parse_json_body(body), config.max_prompts)
-        return JSONResponse({"model": state["slot"].version, "results": await score_prompts(prompts)})
+        body = parse_json_body(await read_body(request, config.max_body_bytes, config.body_timeout))
+        prompts = prompts_of(body, config.max_prompts)
+        name, label = state["slot"].names.resolve(body.get("model"))
+        if label is None:
+            raise BadRequest(422, f"the model {body.get('model')!r} is not one the served model-aware model knows "
+                             "(map it with --model-map, or score it with --fallback-model through the proxy).")
+        results = await score_items([(p, name) for p in prompts])
+        return JSONResponse({"model": state["slot"].version, "answering_model": label, "results": results})
 
     @endpoint("healthz", metrics)
     async def healthz(request):
@@ -272,7 +308,7 @@ def create_app(config, slot=None):
               Route("/metrics", metrics_text, methods=["GET"]), Route("/reload", reload, methods=["POST"])]
     if config.upstream:
         for path in proxy.PATHS:
-            route = proxy.handler(path, config, state, score_prompts, metrics)
+            route = proxy.handler(path, config, state, score_request, metrics)
             routes.append(Route(path, endpoint("proxy", metrics)(route), methods=["POST"]))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
@@ -366,6 +402,10 @@ def parse_args(argv):
     parser.add_argument("--aging-seconds", type=float, default=ServeConfig.aging_seconds,
                         help="one priority level is added per this many seconds since the start (no starvation)")
     parser.add_argument("--tokens-per-count", type=float, help="cap max_tokens at this many per expected count")
+    parser.add_argument("--model-map", help="JSON or YAML file: served model name -> the training name a model-aware "
+                                             "model knows it by")
+    parser.add_argument("--fallback-model", help="a prompt-only model folder for requests whose model the model-aware "
+                                                 "one does not know (without it they go on unscored)")
     parser.add_argument("--upstream-timeout", type=float, default=ServeConfig.upstream_timeout,
                         help="seconds the engine may send nothing, before its first byte or between two chunks")
     parser.add_argument("--connect-timeout", type=float, default=ServeConfig.connect_timeout)
@@ -422,7 +462,8 @@ def main(argv=None):
 
 def run(args):
     config = ServeConfig(**{k: v for k, v in vars(args).items() if k not in ("host", "port")})
-    slot = ModelSlot(config.model, config.batch_size, config.workers)  # a bad folder stops here, before the port opens
+    # A bad folder or model map stops here, before the port opens.
+    slot = ModelSlot(config.model, config.batch_size, config.workers, config.model_map)
     if config.traffic_log:
         counts_rules(config.counts_params)  # as does a params file the log cannot count with
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: this handler takes it,
