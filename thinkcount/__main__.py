@@ -5,6 +5,7 @@
     serve              the scoring service, and with --upstream the priority proxy (thinkcount/serve/service.py)
     replay             replay prompts against an OpenAI-compatible engine (thinkcount/serve/replay.py)
     drift              the served predictor's tau on its traffic log, by model and window (thinkcount/serve/drift.py)
+    adapt              fit a model to a deployment's own traces: a head over a base model (thinkcount/serve/adapt.py)
     ingest             turn public trace files into canonical records (thinkcount/data/ingest.py)
     fetch              download or copy the listed real-trace files, sha256-checked (thinkcount/data/fetch.py)
     gate               the regression gate against committed floors (thinkcount/ops/gate.py)
@@ -24,9 +25,9 @@ import sys
 from thinkcount import exit_status
 
 VERBS = {"check": "thinkcount.ops.check", "predict": "thinkcount.serve.predict", "serve": "thinkcount.serve.service",
-         "replay": "thinkcount.serve.replay", "drift": "thinkcount.serve.drift", "ingest": "thinkcount.data.ingest",
-         "fetch": "thinkcount.data.fetch",
-         "gate": "thinkcount.ops.gate", "profile": "thinkcount.ops.profile",
+         "replay": "thinkcount.serve.replay", "drift": "thinkcount.serve.drift", "adapt": "thinkcount.serve.adapt",
+         "ingest": "thinkcount.data.ingest", "fetch": "thinkcount.data.fetch", "gate": "thinkcount.ops.gate",
+         "profile": "thinkcount.ops.profile",
          "scratch": "thinkcount.ops.scratch", "sweep": "thinkcount.ops.sweep"}
 
 

@@ -8,6 +8,11 @@ Either way a trace cut off before </think> has no closed block (wait_counts 1, a
 """
 import hashlib
 import re
+from pathlib import Path
+
+import yaml
+
+from thinkcount import UserError
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 THINK_STARTS = ("tag", "tag_or_start")
@@ -68,3 +73,17 @@ def prompt_text(instruction, input_text=""):
 def prompt_id(text):
     """A prompt's identity across models and samples: a hash of its text with whitespace collapsed."""
     return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:16]
+
+
+def rules_from_params(path):
+    """(keywords, case_sensitive) of a params file's counts section, for counting outside the pipeline (the
+    proxy's traffic log, adapt), or one sentence."""
+    try:
+        counts = yaml.safe_load(Path(path).read_text(encoding="utf-8")).get("counts") or {}
+    except (OSError, yaml.YAMLError, AttributeError) as e:
+        raise UserError(f"{path}: cannot read its counts section ({type(e).__name__}); keywords are counted with "
+                        "it (--counts-params).") from None
+    keywords = counts.get("keywords")
+    if not (isinstance(keywords, list) and keywords and all(isinstance(k, str) and k for k in keywords)):
+        raise UserError(f"{path}: counts.keywords must be a non-empty list of non-empty strings.")
+    return keywords, bool(counts.get("case_sensitive", True))

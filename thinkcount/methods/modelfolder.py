@@ -26,6 +26,11 @@ RESIDUAL_QUANTILES = (50, 90, 95, 99)
 TRAINING_MODELS = "training_models.json"
 
 
+def version(folder):
+    """The first 12 hex digits of the manifest's sha256: it changes whenever any file of the model does."""
+    return hashlib.sha256((Path(folder) / MANIFEST).read_bytes()).hexdigest()[:12]
+
+
 def write_training_models(folder, models):
     """The answering models' names in a model-aware model's training rows, with how many rows each had."""
     names = pd.Series(models).fillna("").value_counts()

@@ -26,14 +26,15 @@ from thinkcount.data.features import model_text, prepare_text
 from thinkcount.methods.inference import best_device, predict_raw, prediction_records
 from thinkcount.methods.modelfolder import MANIFEST, check_folder, loaded
 from thinkcount.methods.models import ComplexityModel
+from thinkcount.serve.head import AdaptedHead
 from thinkcount.serve.onnx_runtime import FP32, INT8, OnnxModel
 
 
 class Predictor:
     """A trained thinkcount model with the label configuration saved beside it."""
 
-    def __init__(self, model, tokenizer, config):
-        self.model, self.tokenizer, self.config = model, tokenizer, config
+    def __init__(self, model, tokenizer, config, head=None):
+        self.model, self.tokenizer, self.config, self.head = model, tokenizer, config, head
         self.markers = config.markers
 
     @classmethod
@@ -64,15 +65,16 @@ class Predictor:
         if model.n_outputs != manifest["n_outputs"]:
             raise UserError(f"{folder}: the {backend} model has {model.n_outputs} outputs but {MANIFEST} says "
                             f"{manifest['n_outputs']}; its parts come from different trainings.")
-        return cls(model, tokenizer, config)
+        return cls(model, tokenizer, config, AdaptedHead.load(folder))
 
     def replica(self):
         """A predictor for another thread: the same model (ONNX Runtime and torch run concurrent calls) with a
         tokenizer of its own (a fast tokenizer refuses concurrent calls that change its padding settings)."""
-        return Predictor(self.model, copy.deepcopy(self.tokenizer), self.config)
+        return Predictor(self.model, copy.deepcopy(self.tokenizer), self.config, self.head)
 
     def predict(self, prompts, batch_size=64, progress=False, model=None):
-        """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs. A
+        """One dict per prompt: score, expected_counts and, for classifiers, label, label_name, probs (an adapted
+        model: score, expected_counts and the base's base_expected_counts). A
         model-aware predictor (trained with model_token) needs the name of the model that will answer: one for
         every prompt, or a list with one per prompt."""
         if isinstance(prompts, str):
@@ -93,7 +95,9 @@ class Predictor:
         texts = [prepare_text(model_text(p, m) if self.config.model_token else p, self.markers)
                  for p, m in zip(prompts, models)]
         raw = predict_raw(self.model, self.tokenizer, texts, self.config.max_length, batch_size, progress=progress)
-        return prediction_records(raw, self.config)
+        records = prediction_records(raw, self.config)
+        # An adapted folder's head reads the base's prediction and the prompt (thinkcount/serve/head.py).
+        return self.head.apply(prompts, models, records) if self.head else records
 
 
 FIELDS = ("instruction", "input")

@@ -16,7 +16,6 @@ we validate ourselves, so that every bad request gets one sentence.
 """
 import argparse
 import asyncio
-import hashlib
 import hmac
 import json
 import math
@@ -30,15 +29,15 @@ from types import MappingProxyType
 
 import httpx
 import uvicorn
-import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from thinkcount import UserError
-from thinkcount.data.counting import prompt_text
-from thinkcount.methods.modelfolder import MANIFEST, RESIDUALS
+from thinkcount.data.counting import prompt_text, rules_from_params
+from thinkcount.methods import modelfolder
+from thinkcount.methods.modelfolder import RESIDUALS
 from thinkcount.serve import proxy
 from thinkcount.serve.batcher import MicroBatcher
 from thinkcount.serve.connections import bounded_protocol
@@ -108,11 +107,6 @@ def prompt_of_item(item, i):
     raise BadRequest(400, f"prompt {i} is empty, not a string, or not an {{instruction, input}} object of strings.")
 
 
-def model_version(folder):
-    """The first 12 hex digits of the manifest's sha256: it changes whenever any file of the model does."""
-    return hashlib.sha256((Path(folder) / MANIFEST).read_bytes()).hexdigest()[:12]
-
-
 class ModelSlot:
     """The model being served and the names it knows; a reload swaps both only once the new model has loaded."""
 
@@ -134,7 +128,7 @@ class ModelSlot:
                             "(model_token).")
         names = ModelNames(aware, training_names(folder) if aware else None, self.mapping)
         predictors = [predictor] + [predictor.replica() for _ in range(self.workers - 1)]
-        return predictors, names, str(folder), model_version(folder)
+        return predictors, names, str(folder), modelfolder.version(folder)
 
     def score(self, items, worker=0):
         """Results for (prompt, training name or None) items."""
@@ -318,24 +312,11 @@ def create_app(config, slot=None):
 def traffic_log(config, model_folder, metrics):
     """The traffic log, counting with the params file's keywords and flagging answers past the model's residual
     quantile (abnormal_ratio)."""
-    keywords, case_sensitive = counts_rules(config.counts_params)
+    keywords, case_sensitive = rules_from_params(config.counts_params)
     settings = LogSettings(config.traffic_log, tuple(keywords), case_sensitive, keep_prompts=not config.hash_prompts)
     windows = DriftWindows(config.drift_window)
     return TrafficLog(settings, abnormal_ratio(model_folder, config.abnormal_quantile),
                       on_record=lambda record: metrics.logged_record(record, windows), on_drop=metrics.log_dropped.inc)
-
-
-def counts_rules(path):
-    """(keywords, case_sensitive) of a params file's counts section, or one sentence."""
-    try:
-        counts = yaml.safe_load(Path(path).read_text(encoding="utf-8")).get("counts") or {}
-    except (OSError, yaml.YAMLError, AttributeError) as e:
-        raise UserError(f"{path}: cannot read its counts section ({type(e).__name__}); the traffic log counts "
-                        "keywords with it (--counts-params).") from None
-    keywords = counts.get("keywords")
-    if not (isinstance(keywords, list) and keywords and all(isinstance(k, str) and k for k in keywords)):
-        raise UserError(f"{path}: counts.keywords must be a non-empty list of non-empty strings.")
-    return keywords, bool(counts.get("case_sensitive", True))
 
 
 def abnormal_ratio(folder, quantile):
@@ -465,7 +446,7 @@ def run(args):
     # A bad folder or model map stops here, before the port opens.
     slot = ModelSlot(config.model, config.batch_size, config.workers, config.model_map)
     if config.traffic_log:
-        counts_rules(config.counts_params)  # as does a params file the log cannot count with
+        rules_from_params(config.counts_params)  # as does a params file the log cannot count with
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: this handler takes it,
     # so a drained shutdown exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
