@@ -167,9 +167,11 @@ def test_real_traces_through_the_proxy_give_one_record_each_with_their_counts(mo
     with in_thread(TraceEngine(traces).app()) as engine, \
             service(model_dir, "--upstream", engine, "--traffic-log", tmp_path / "log") as (url, proc):
         for i, prompt in enumerate(traces):
-            reply = httpx.post(f"{url}/v1/chat/completions", timeout=30, json={
-                "model": "served-model", "stream": i % 2 == 0, "messages": [{"role": "user", "content": prompt}]})
+            body = {"model": "served-model", "stream": i % 2 == 0, "messages": [{"role": "user", "content": prompt}]}
+            reply = httpx.post(f"{url}/v1/chat/completions", timeout=30, json=body)
             assert reply.status_code == 200
+            # read on the side, passed on unchanged: the engine's own bytes
+            assert reply.content == httpx.post(f"{engine}/v1/chat/completions", json=body).content
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     logged = log_lines(tmp_path / "log")

@@ -53,9 +53,8 @@ class OwnTraces:
     times: list
 
 
-def read_traces(files, keywords, case_sensitive):
+def read_traces(files, pattern):
     """(OwnTraces, {reason: count} skipped) from trace files; a file that cannot be read is one sentence."""
-    pattern = keyword_pattern(keywords, case_sensitive)
     records, skipped = [], {}
     for path in files:
         if not Path(path).is_file():
@@ -66,11 +65,16 @@ def read_traces(files, keywords, case_sensitive):
         records += got
         for reason, entry in problems.by_reason.items():
             skipped[reason] = skipped.get(reason, 0) + entry["count"]
-    prompts = [prompt_text(r["instruction"], r["input"]) for r in records]
-    return OwnTraces(prompts, [r.get("model") or "" for r in records],
+    return own_traces(records, pattern), skipped
+
+
+def own_traces(records, pattern):
+    """OwnTraces of ingested records (instruction, input, content, model, truncated, prompt_id, time)."""
+    return OwnTraces([prompt_text(r["instruction"], r["input"]) for r in records],
+                     [r.get("model") or "" for r in records],
                      np.array([count_keywords(r["content"], pattern) for r in records], float),
-                     np.array([bool(r.get("truncated")) for r in records]),
-                     np.array([r["prompt_id"] for r in records]), [r.get("time") for r in records]), skipped
+                     np.array([bool(r.get("truncated")) for r in records], bool),
+                     np.array([r["prompt_id"] for r in records]), [r.get("time") for r in records])
 
 
 def folds_by_prompt(groups, folds, seed):
@@ -128,31 +132,35 @@ def fit_head(x, traces, mix, alpha, settings):
 
 
 def adapt(base, files, out, settings=AdaptSettings(), counts_params="params.yaml", model_map=None):
-    """Fit, seal and publish an adapted folder at out; returns its provenance (adapt.json)."""
+    """Fit, seal and publish an adapted folder at out from trace files; returns its provenance (adapt.json)."""
     started = time.time()
-    keywords, case_sensitive = rules_from_params(counts_params)
-    traces, skipped = read_traces(files, keywords, case_sensitive)
+    traces, skipped = read_traces(files, keyword_pattern(*rules_from_params(counts_params)))
     if len(traces.prompts) < settings.min_traces:
         raise TooFew(f"{len(traces.prompts)} usable traces in {len(files)} file(s) (skipped: {skipped or 'none'}); "
                      f"adapt needs at least {settings.min_traces}.")
-    predictor = Predictor.load(base, device="cpu")
-    mapping = read_model_map(model_map)
-    names = [mapping.get(m, m) or "unknown model" for m in traces.models]
+    head, provenance = fit(Predictor.load(base, device="cpu"), traces, settings, read_model_map(model_map))
+    provenance.update(base=str(base), base_version=modelfolder.version(base))
+    provenance["traces"].update(files={str(f): sha256(f) for f in files}, skipped=skipped)
+    provenance["fit_seconds"] = round(time.time() - started, 2)
+    write_folder(base, out, head, provenance)
+    return provenance
+
+
+def fit(predictor, traces, settings, mapping=None):
+    """(AdaptedHead, provenance) fitted on traces over a loaded base predictor."""
+    names = [(mapping or {}).get(m, m) or "unknown model" for m in traces.models]
     base_records = predictor.predict(traces.prompts, model=names if predictor.config.model_token else None)
     x = design(traces.prompts, np.log1p([r["expected_counts"] for r in base_records]))
     figures = cross_validated(x, traces, settings)
     (mix, alpha), best = max(((k, v) for k, v in figures.items() if v is not None), key=lambda kv: kv[1],
                              default=(("base", None), None))
     head = fit_head(x, traces, mix, alpha, settings)
-    provenance = {"base": str(base), "base_version": modelfolder.version(base), "mix": mix, "alpha": alpha,
-                  "cv_tau": best, "cv": [{"mix": m, "alpha": a, "tau": t} for (m, a), t in figures.items()],
-                  "traces": {"files": {str(f): sha256(f) for f in files}, "usable": len(traces.prompts),
-                             "truncated": int(traces.truncated.sum()), "skipped": skipped,
+    return head, {"mix": mix, "alpha": alpha, "cv_tau": best,
+                  "cv": [{"mix": m, "alpha": a, "tau": t} for (m, a), t in figures.items()],
+                  "traces": {"usable": len(traces.prompts), "truncated": int(traces.truncated.sum()),
                              "time_range": time_range(traces.times)},
                   "models_with_own_head": sorted(k for k in head.ridges if k != POOLED),
-                  "settings": settings.__dict__, "fit_seconds": round(time.time() - started, 2)}
-    write_folder(base, out, head, provenance)
-    return provenance
+                  "settings": settings.__dict__}
 
 
 class TooFew(UserError):

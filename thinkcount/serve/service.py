@@ -43,6 +43,7 @@ from thinkcount.serve.batcher import MicroBatcher
 from thinkcount.serve.connections import bounded_protocol
 from thinkcount.serve.drift import DriftWindows
 from thinkcount.serve.naming import ModelNames, read_model_map, training_names
+from thinkcount.serve.online import OnlineAdapter, OnlineSettings
 from thinkcount.serve.traffic import LogSettings, TrafficLog
 from thinkcount.serve.web import BadRequest, from_loopback, parse_json_body, read_body
 
@@ -81,6 +82,13 @@ class ServeConfig:
     counts_params: str = "params.yaml"  # the params file whose counts.keywords the log counts with
     drift_window: int = 200          # completed requests per model behind /metrics' window tau
     abnormal_quantile: str = "p99"   # an answer past this quantile of the model's validation residuals is abnormal
+    adapt_every: int | None = None   # refit a head from the traffic log after this many logged requests ...
+    adapt_interval: float | None = None  # ... or this many seconds (thinkcount/serve/online.py)
+    adapt_window: int = 5000         # newest log records a refit reads
+    adapt_margin: float = 0.0        # tau a challenger must gain over the serving head on the newest requests
+    adapt_timeout: float = 300.0     # a refit running longer is abandoned; the serving head stays
+    adapt_dir: str = "models/online"  # where challengers that won are written
+    drift_threshold: float = 0.1     # a window tau below this (over a full window) triggers a refit
 
 
 def prompts_of(request, max_prompts):
@@ -180,17 +188,41 @@ class Metrics:
         self.abnormal = Counter("thinkcount_abnormal_answers", "Answers whose counts passed the abnormal "
                                 "threshold for their prediction", ["model"], registry=self.registry)
 
+        self.refits = Counter("thinkcount_refits", "Online refits by decision (swap, refused, too_few, timeout, "
+                              "failed, busy)", ["decision"], registry=self.registry)
+        self.rollbacks = Counter("thinkcount_head_rollbacks", "Rollbacks to the previous head", registry=self.registry)
+        self.head_tau = Gauge("thinkcount_head_tau", "Kendall tau of the serving head (champion) and of the last "
+                              "challenger on the last refit's held-out newest requests", ["role"],
+                              registry=self.registry)
+
+    def watch_head(self, adapter):
+        """The serving head's age and the traces it was fitted on, read at each scrape."""
+        Gauge("thinkcount_head_age_seconds", "Seconds since the serving head was swapped in", registry=self.registry,
+              ).set_function(lambda: time.time() - adapter.serving_since)
+        Gauge("thinkcount_head_traces", "Traces the serving head was fitted on (0: the base model)",
+              registry=self.registry).set_function(lambda: adapter.serving_traces)
+
+    def refitted(self, result):
+        self.refits.labels(decision=result["decision"]).inc()
+        for role in ("champion", "challenger"):
+            if f"{role}_tau" in result:
+                value = result[f"{role}_tau"]
+                self.head_tau.labels(role=role).set(float("nan") if value is None else value)
+
     def logged_record(self, record, windows):
-        """Count a traffic-log record and update its model's drift window (in the log's writer thread)."""
+        """Count a traffic-log record and update its model's drift window (in the log's writer thread); returns
+        the window's figures when the record counted toward one."""
         self.logged.inc()
         if record.get("abnormal"):
             self.abnormal.labels(model=record.get("model") or "").inc()
         figures = windows.add(record)
-        if figures:
-            model, values = figures
-            self.window_tau.labels(model=model).set(float("nan") if values["tau"] is None else values["tau"])
-            self.window_ratio.labels(model=model).set(values["median_ratio"])
-            self.window_requests.labels(model=model).set(values["requests"])
+        if not figures:
+            return None
+        model, values = figures
+        self.window_tau.labels(model=model).set(float("nan") if values["tau"] is None else values["tau"])
+        self.window_ratio.labels(model=model).set(values["median_ratio"])
+        self.window_requests.labels(model=model).set(values["requests"])
+        return values
 
     def serving(self, slot):
         self.model.clear()
@@ -241,12 +273,18 @@ def create_app(config, slot=None):
         timeout = httpx.Timeout(config.upstream_timeout, connect=config.connect_timeout)
         limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=64)
         if config.traffic_log:
-            state["traffic"] = traffic_log(config, state["slot"].folder, metrics)
+            state["traffic"] = traffic_log(config, state["slot"].folder, metrics, state)
             state["traffic"].start()
+        if config.adapt_every or config.adapt_interval:
+            state["adapter"] = online_adapter(config)
+            metrics.watch_head(state["adapter"])
+            state["adapting"] = asyncio.create_task(adapt_loop(config, state, metrics))
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
             state["client"] = client
             state["started"] = time.monotonic()
             yield
+        if "adapting" in state:
+            state["adapting"].cancel()
         await batcher.stop()
         if "fallback" in state:
             await state["fallback"].stop()
@@ -298,8 +336,31 @@ def create_app(config, slot=None):
         metrics.serving(state["slot"])
         return JSONResponse({"status": "reloaded", "model": state["slot"].folder, "version": state["slot"].version})
 
+    @endpoint("head", metrics)
+    async def head(request):
+        """Pin the serving head (no swaps), unpin it, or roll back to the head served before it."""
+        check_admin(request, config.admin_token)
+        adapter = state.get("adapter")
+        if adapter is None:
+            raise BadRequest(409, "online adaptation is off; start the proxy with --adapt-every or --adapt-interval.")
+        action = parse_json_body(await read_body(request, config.max_body_bytes, config.body_timeout)).get("action")
+        if action in ("pin", "unpin"):
+            adapter.pinned = action == "pin"
+        elif action == "rollback":
+            previous = adapter.previous()
+            if previous is None:
+                raise BadRequest(409, "there is no earlier head to roll back to.")
+            await state["slot"].reload(previous)
+            adapter.rolled_back()
+            metrics.serving(state["slot"])
+            metrics.rollbacks.inc()
+        else:
+            raise BadRequest(400, "`action` must be pin, unpin or rollback.")
+        return JSONResponse({"pinned": adapter.pinned, "model": state["slot"].folder, "version": state["slot"].version})
+
     routes = [Route("/score", score, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]),
-              Route("/metrics", metrics_text, methods=["GET"]), Route("/reload", reload, methods=["POST"])]
+              Route("/metrics", metrics_text, methods=["GET"]), Route("/reload", reload, methods=["POST"]),
+              Route("/head", head, methods=["POST"])]
     if config.upstream:
         for path in proxy.PATHS:
             route = proxy.handler(path, config, state, score_request, metrics)
@@ -309,14 +370,56 @@ def create_app(config, slot=None):
     return app
 
 
-def traffic_log(config, model_folder, metrics):
+def traffic_log(config, model_folder, metrics, state):
     """The traffic log, counting with the params file's keywords and flagging answers past the model's residual
-    quantile (abnormal_ratio)."""
+    quantile (abnormal_ratio); each record written counts toward the next refit, and a full drift window below
+    the drift threshold raises the alarm that triggers one."""
     keywords, case_sensitive = rules_from_params(config.counts_params)
     settings = LogSettings(config.traffic_log, tuple(keywords), case_sensitive, keep_prompts=not config.hash_prompts)
     windows = DriftWindows(config.drift_window)
-    return TrafficLog(settings, abnormal_ratio(model_folder, config.abnormal_quantile),
-                      on_record=lambda record: metrics.logged_record(record, windows), on_drop=metrics.log_dropped.inc)
+    state["logged"], state["drift_alarm"] = 0, False
+
+    def on_record(record):
+        state["logged"] += 1
+        figures = metrics.logged_record(record, windows)
+        if figures and figures["requests"] >= config.drift_window and figures["tau"] is not None \
+                and figures["tau"] < config.drift_threshold:
+            state["drift_alarm"] = True
+    return TrafficLog(settings, abnormal_ratio(model_folder, config.abnormal_quantile), on_record=on_record,
+                      on_drop=metrics.log_dropped.inc)
+
+
+def online_adapter(config):
+    settings = OnlineSettings(config.adapt_every, config.adapt_interval, config.adapt_window,
+                              margin=config.adapt_margin, timeout=config.adapt_timeout)
+    return OnlineAdapter(config.model, config.traffic_log, config.adapt_dir, settings,
+                         *rules_from_params(config.counts_params))
+
+
+async def adapt_loop(config, state, metrics):
+    """Refit when due (every N logged requests, every S seconds, or on the drift alarm), off the request path; a
+    challenger that wins is swapped in as the serving head."""
+    adapter, last_time, last_count = state["adapter"], time.monotonic(), 0
+    while True:
+        await asyncio.sleep(0.5)
+        due = (config.adapt_every and state["logged"] - last_count >= config.adapt_every) \
+            or (config.adapt_interval and time.monotonic() - last_time >= config.adapt_interval) or state["drift_alarm"]
+        if not due or adapter.pinned:
+            continue
+        last_time, last_count, state["drift_alarm"] = time.monotonic(), state["logged"], False
+        champion = state["slot"].predictors[0].replica()  # a tokenizer of its own: the workers keep theirs
+        try:
+            result = await asyncio.wait_for(asyncio.to_thread(adapter.refit, champion), config.adapt_timeout)
+        except TimeoutError:
+            result = {"decision": "timeout"}
+        except Exception as e:  # noqa: BLE001 - a refit that fails leaves the serving head as it is
+            print(f"warning: refit failed ({type(e).__name__}: {e}); the serving head stays.")
+            result = {"decision": "failed"}
+        metrics.refitted(result)
+        if result["decision"] == "swap":
+            await state["slot"].reload(result["folder"])
+            adapter.swapped(result["folder"], result["train_traces"])
+            metrics.serving(state["slot"])
 
 
 def abnormal_ratio(folder, quantile):
@@ -411,6 +514,17 @@ def parse_args(argv):
                         help="the params file whose counts.keywords the traffic log counts with")
     parser.add_argument("--drift-window", type=int, default=ServeConfig.drift_window,
                         help="completed requests per model behind /metrics' window tau")
+    parser.add_argument("--adapt-every", type=int, help="refit a head from the traffic log after this many requests")
+    parser.add_argument("--adapt-interval", type=float, help="refit a head from the traffic log every this many s")
+    parser.add_argument("--adapt-window", type=int, default=ServeConfig.adapt_window,
+                        help="newest log records a refit reads")
+    parser.add_argument("--adapt-margin", type=float, default=ServeConfig.adapt_margin,
+                        help="tau a challenger must gain over the serving head on the newest requests to replace it")
+    parser.add_argument("--adapt-timeout", type=float, default=ServeConfig.adapt_timeout,
+                        help="seconds a refit may take; a longer one is abandoned")
+    parser.add_argument("--adapt-dir", default=ServeConfig.adapt_dir, help="where winning challengers are written")
+    parser.add_argument("--drift-threshold", type=float, default=ServeConfig.drift_threshold,
+                        help="a full drift window's tau below this triggers a refit")
     parser.add_argument("--abnormal-quantile", default=ServeConfig.abnormal_quantile, choices=["p90", "p95", "p99"],
                         help="an answer whose counts pass this quantile of the model's validation residuals is "
                              "flagged abnormal")
@@ -430,6 +544,12 @@ def parse_args(argv):
               (args.max_connections < 1, "--max-connections must be at least 1"),
               (args.traffic_log is not None and not args.upstream, "--traffic-log needs --upstream"),
               (args.drift_window < 10, "--drift-window must be at least 10"),
+              ((args.adapt_every or args.adapt_interval) and not args.traffic_log,
+               "--adapt-every and --adapt-interval need --traffic-log"),
+              (args.adapt_every is not None and args.adapt_every < 1, "--adapt-every must be at least 1"),
+              (args.adapt_interval is not None and args.adapt_interval <= 0, "--adapt-interval must be above 0"),
+              (args.adapt_window < 50, "--adapt-window must be at least 50"),
+              (args.adapt_timeout <= 0, "--adapt-timeout must be above 0"),
               (args.admin_token is not None and not args.admin_token.strip(), "--admin-token must not be empty")]
     for failed, message in checks:
         if failed:

@@ -7,10 +7,10 @@ priority, route), the served model's name, think characters, keyword counts and 
 
 The answer is read on the side as it passes (AnswerReader: it sees the bytes the client gets and changes none).
 A finished request hands an immutable Exchange to a bounded queue and never waits: past queue_size records or
-queue_chars characters of text waiting, a record is dropped and counted. One writer thread turns exchanges into lines and writes them
-in batches, each batch one write() and an fsync: a killed proxy loses at most the batch in hand, and a restart
-cuts any partial last line before it appends. Files rotate by size or age; with keep_prompts off a record keeps a
-hash of its prompt and no text (the log then serves drift, not retraining)."""
+queue_chars characters of text waiting, a record is dropped and counted. One writer thread turns exchanges into
+lines and writes them in batches, each batch one write() and an fsync: a killed proxy loses at most the batch in
+hand, and a restart cuts any partial last line before it appends. Files rotate by size or age; with keep_prompts
+off a record keeps a hash of its prompt and no text (the log then serves drift, not retraining)."""
 import hashlib
 import json
 import os
