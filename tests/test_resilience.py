@@ -19,7 +19,8 @@ from starlette.routing import Route
 from test_serve import free_port, in_thread, metric, service
 from thinkcount.serve.naming import ModelNames
 from thinkcount.serve.proxy import PATHS
-from thinkcount.serve.service import ServeConfig, check_admin, create_app, server
+from thinkcount.serve.options import ServeConfig
+from thinkcount.serve.service import check_admin, create_app, server
 from thinkcount.serve.web import BadRequest
 
 pytestmark = pytest.mark.slow

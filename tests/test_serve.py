@@ -24,7 +24,7 @@ from thinkcount import UserError
 from thinkcount.serve.batcher import MicroBatcher
 from thinkcount.serve.predict import Predictor
 from thinkcount.serve.proxy import PATHS, capped, priority
-from thinkcount.serve.service import ServeConfig, parse_args
+from thinkcount.serve.options import ServeConfig, parse_args
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
@@ -221,9 +221,12 @@ def test_a_bad_service_option_is_refused_in_one_sentence(option, value, message)
         parse_args(["--model", "m", option, value])
 
 
-def test_the_command_line_defaults_are_the_configs():
-    args = vars(parse_args(["--model", "m"]))
-    assert ServeConfig(**{k: v for k, v in args.items() if k not in ("host", "port")}) == ServeConfig("m")
+def test_the_command_line_defaults_are_the_configs(monkeypatch):
+    monkeypatch.delenv("THINKCOUNT_ADMIN_TOKEN", raising=False)
+    assert parse_args(["--model", "m"]) == (ServeConfig("m"), "127.0.0.1", 8000)
+    config, _, _ = parse_args(["--model", "m", "--fail-closed", "--adapt-every", "5", "--traffic-log", "l",
+                               "--upstream", "u", "--abnormal-quantile", "p95"])
+    assert (config.fail_closed, config.adapt_every, config.abnormal_quantile) == (True, 5, "p95")
 
 
 def test_reload_serves_the_new_model_and_refuses_a_bad_folder(model_dir, tmp_path, params, tiny_encoders):

@@ -5,16 +5,18 @@
 
 POST /score {"prompts": ["...", {"instruction": "...", "input": "..."}]} returns Predictor.predict's numbers;
 GET /healthz; GET /metrics (Prometheus text); POST /reload {"model": "DIR"} swaps the model without a restart.
-With --upstream, /v1/chat/completions and /v1/completions are scored and forwarded (thinkcount/serve/proxy.py).
-/reload changes what is served, so it needs --admin-token (or THINKCOUNT_ADMIN_TOKEN) as a bearer token; with no
-token configured it answers only clients on this machine. Connections are capped (--max-connections; over it, 503
-with Retry-After) and so is the time a client may take to send its headers and body (thinkcount/serve/connections.py).
+With --upstream, /v1/chat/completions and /v1/completions are scored and forwarded (thinkcount/serve/proxy.py),
+with the request's model for a model-aware predictor (thinkcount/serve/naming.py); --traffic-log writes one record
+per request (thinkcount/serve/traffic.py), behind /metrics' drift figures (drift.py) and the refits of
+--adapt-every (online.py). /reload and /head (pin, unpin, rollback) change what is served, so they need
+--admin-token (or THINKCOUNT_ADMIN_TOKEN) as a bearer token; with no token configured they answer only clients on
+this machine. Connections are capped (--max-connections; over it, 503 with Retry-After) and so is the time a
+client may take to send its headers and body (thinkcount/serve/connections.py). Options: thinkcount/serve/options.py.
 A request is scored as it comes while few wait; once --batch-from of them queue, they are scored together
 (thinkcount/serve/batcher.py); --workers batches are scored at once, sharing one model. SIGTERM drains the
 requests in flight and exits 0. Starlette and uvicorn serve it: a small, well-kept ASGI stack whose requests
 we validate ourselves, so that every bad request gets one sentence.
 """
-import argparse
 import asyncio
 import hmac
 import json
@@ -23,7 +25,6 @@ import os
 import signal
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
@@ -44,51 +45,10 @@ from thinkcount.serve.connections import bounded_protocol
 from thinkcount.serve.drift import DriftWindows
 from thinkcount.serve.naming import ModelNames, read_model_map, training_names
 from thinkcount.serve.online import OnlineAdapter, OnlineSettings
+from thinkcount.serve.options import ADMIN_TOKEN_VARIABLE, parse_args
 from thinkcount.serve.traffic import LogSettings, TrafficLog
 from thinkcount.serve.web import BadRequest, from_loopback, parse_json_body, read_body
 
-ADMIN_TOKEN_VARIABLE = "THINKCOUNT_ADMIN_TOKEN"
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    model: str                       # the model folder served first
-    max_batch: int = 64              # prompts scored in one call at most; 1: each request alone
-    batch_from: int = 8              # requests waiting before they are batched; fewer are scored one at a time
-    max_wait_ms: float = 0.0         # how long a batch waits for more requests after the first
-    batch_size: int = 16             # prompts per padded model batch inside a call (grouped by length)
-    workers: int = 2                 # batches scored at once, each on its share of the cores
-    max_prompts: int = 256           # prompts one request may carry
-    max_body_bytes: int = 1 << 20    # largest request body
-    upstream: str | None = None      # the engine requests are forwarded to (enables the proxy)
-    reasoning_upstream: str | None = None  # the engine for requests predicted long (with threshold)
-    threshold: float | None = None   # expected counts at or above which a request goes to reasoning_upstream
-    aging_seconds: float = 1.0       # one priority level is added per this many seconds since the start
-    tokens_per_count: float | None = None  # cap max_tokens at this many tokens per expected count
-    model_map: str | None = None     # JSON/YAML file: served model name -> the model-aware predictor's training name
-    fallback_model: str | None = None  # a prompt-only model folder for names the model-aware one does not know
-    # Reasoning engines may think for minutes before a non-streamed answer's first byte: an idle limit, not a total.
-    upstream_timeout: float = 600.0  # seconds the engine may send nothing, before its first byte or between chunks
-    connect_timeout: float = 10.0    # seconds to open a connection to the engine
-    score_budget_ms: float = 500.0   # longest a proxied request waits for its score before it goes on unscored
-    fail_closed: bool = False        # a request that cannot be scored gets 503 instead of a neutral priority
-    neutral_priority: int = 30       # the priority level of an unscored request (that of 20 expected counts)
-    admin_token: str | None = None   # bearer token for /reload; none: only clients on this machine may reload
-    max_connections: int = 1000      # open client connections; more are answered 503 with Retry-After
-    header_timeout: float = 10.0     # seconds a client has to send a request's headers
-    body_timeout: float = 30.0       # seconds a client has to send a request's body
-    traffic_log: str | None = None   # folder of the proxy's traffic log (one record per completed request)
-    hash_prompts: bool = False       # the log keeps a hash of each prompt and no text (drift, not retraining)
-    counts_params: str = "params.yaml"  # the params file whose counts.keywords the log counts with
-    drift_window: int = 200          # completed requests per model behind /metrics' window tau
-    abnormal_quantile: str = "p99"   # an answer past this quantile of the model's validation residuals is abnormal
-    adapt_every: int | None = None   # refit a head from the traffic log after this many logged requests ...
-    adapt_interval: float | None = None  # ... or this many seconds (thinkcount/serve/online.py)
-    adapt_window: int = 5000         # newest log records a refit reads
-    adapt_margin: float = 0.0        # tau a challenger must gain over the serving head on the newest requests
-    adapt_timeout: float = 300.0     # a refit running longer is abandoned; the serving head stays
-    adapt_dir: str = "models/online"  # where challengers that won are written
-    drift_threshold: float = 0.1     # a window tau below this (over a full window) triggers a refit
 
 
 def prompts_of(request, max_prompts):
@@ -259,37 +219,14 @@ def create_app(config, slot=None):
     async def lifespan(app):
         state["slot"] = slot or await asyncio.to_thread(ModelSlot, config.model, config.batch_size, config.workers,
                                                         config.model_map)
-        metrics.serving(state["slot"])
-        batcher = MicroBatcher(state["slot"].score, config.max_batch, config.max_wait_ms / 1000, config.batch_from,
-                               on_batch=metrics.batch.observe, workers=state["slot"].workers)
-        state["batcher"] = batcher
-        batcher.start()
-        if config.fallback_model:
-            fallback = await asyncio.to_thread(ModelSlot, config.fallback_model, config.batch_size, 1,
-                                               pooled_only=True)
-            state["fallback"] = MicroBatcher(fallback.score, config.max_batch, config.max_wait_ms / 1000,
-                                             config.batch_from, on_batch=metrics.batch.observe)
-            state["fallback"].start()
+        await start(config, state, metrics)
         timeout = httpx.Timeout(config.upstream_timeout, connect=config.connect_timeout)
         limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=64)
-        if config.traffic_log:
-            state["traffic"] = traffic_log(config, state["slot"].folder, metrics, state)
-            state["traffic"].start()
-        if config.adapt_every or config.adapt_interval:
-            state["adapter"] = online_adapter(config)
-            metrics.watch_head(state["adapter"])
-            state["adapting"] = asyncio.create_task(adapt_loop(config, state, metrics))
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
             state["client"] = client
             state["started"] = time.monotonic()
             yield
-        if "adapting" in state:
-            state["adapting"].cancel()
-        await batcher.stop()
-        if "fallback" in state:
-            await state["fallback"].stop()
-        if "traffic" in state:
-            await asyncio.to_thread(state["traffic"].stop)
+        await stop(state)
 
     async def score_items(items, batcher="batcher"):
         results = await state[batcher].submit(items)
@@ -340,23 +277,8 @@ def create_app(config, slot=None):
     async def head(request):
         """Pin the serving head (no swaps), unpin it, or roll back to the head served before it."""
         check_admin(request, config.admin_token)
-        adapter = state.get("adapter")
-        if adapter is None:
-            raise BadRequest(409, "online adaptation is off; start the proxy with --adapt-every or --adapt-interval.")
         action = parse_json_body(await read_body(request, config.max_body_bytes, config.body_timeout)).get("action")
-        if action in ("pin", "unpin"):
-            adapter.pinned = action == "pin"
-        elif action == "rollback":
-            previous = adapter.previous()
-            if previous is None:
-                raise BadRequest(409, "there is no earlier head to roll back to.")
-            await state["slot"].reload(previous)
-            adapter.rolled_back()
-            metrics.serving(state["slot"])
-            metrics.rollbacks.inc()
-        else:
-            raise BadRequest(400, "`action` must be pin, unpin or rollback.")
-        return JSONResponse({"pinned": adapter.pinned, "model": state["slot"].folder, "version": state["slot"].version})
+        return JSONResponse(await head_action(action, state, metrics))
 
     routes = [Route("/score", score, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]),
               Route("/metrics", metrics_text, methods=["GET"]), Route("/reload", reload, methods=["POST"]),
@@ -368,6 +290,57 @@ def create_app(config, slot=None):
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     return app
+
+
+async def start(config, state, metrics):
+    """Everything that serves beside the model: its batcher, the fallback model's, the traffic log, the refits."""
+    metrics.serving(state["slot"])
+    state["batcher"] = MicroBatcher(state["slot"].score, config.max_batch, config.max_wait_ms / 1000,
+                                    config.batch_from, on_batch=metrics.batch.observe, workers=state["slot"].workers)
+    state["batcher"].start()
+    if config.fallback_model:
+        fallback = await asyncio.to_thread(ModelSlot, config.fallback_model, config.batch_size, 1, pooled_only=True)
+        state["fallback"] = MicroBatcher(fallback.score, config.max_batch, config.max_wait_ms / 1000,
+                                         config.batch_from, on_batch=metrics.batch.observe)
+        state["fallback"].start()
+    if config.traffic_log:
+        state["traffic"] = traffic_log(config, state["slot"].folder, metrics, state)
+        state["traffic"].start()
+    if config.adapt_every or config.adapt_interval:
+        state["adapter"] = online_adapter(config)
+        metrics.watch_head(state["adapter"])
+        state["adapting"] = asyncio.create_task(adapt_loop(config, state, metrics))
+
+
+async def stop(state):
+    """Stop what start started; the traffic log writes what it holds first."""
+    if "adapting" in state:
+        state["adapting"].cancel()
+    for batcher in ("batcher", "fallback"):
+        if batcher in state:
+            await state[batcher].stop()
+    if "traffic" in state:
+        await asyncio.to_thread(state["traffic"].stop)
+
+
+async def head_action(action, state, metrics):
+    """Pin the serving head (no swaps), unpin it, or roll back to the head served before it."""
+    adapter = state.get("adapter")
+    if adapter is None:
+        raise BadRequest(409, "online adaptation is off; start the proxy with --adapt-every or --adapt-interval.")
+    if action in ("pin", "unpin"):
+        adapter.pinned = action == "pin"
+    elif action == "rollback":
+        previous = adapter.previous()
+        if previous is None:
+            raise BadRequest(409, "there is no earlier head to roll back to.")
+        await state["slot"].reload(previous)
+        adapter.rolled_back()
+        metrics.serving(state["slot"])
+        metrics.rollbacks.inc()
+    else:
+        raise BadRequest(400, "`action` must be pin, unpin or rollback.")
+    return {"pinned": adapter.pinned, "model": state["slot"].folder, "version": state["slot"].version}
 
 
 def traffic_log(config, model_folder, metrics, state):
@@ -459,110 +432,11 @@ def server(app, config, host, port):
                                          timeout_graceful_shutdown=30))
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m thinkcount serve", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="a trained model folder, e.g. models/m13_rank")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    # Batching only once requests queue: on 2 CPU cores a padded batch of corpus prompts scores no faster per
-    # prompt than one, and its requests all wait for its last prompt; short prompts of similar length do batch
-    # well, and under a deep queue batching costs nothing (docs/serving.md).
-    parser.add_argument("--max-batch", type=int, default=ServeConfig.max_batch,
-                        help="prompts scored in one model call at most (1: each request scored alone)")
-    parser.add_argument("--batch-from", type=int, default=ServeConfig.batch_from,
-                        help="requests that must be waiting before they are scored together (1: always batch)")
-    parser.add_argument("--max-wait-ms", type=float, default=ServeConfig.max_wait_ms,
-                        help="how long a batch waits for more requests")
-    parser.add_argument("--batch-size", type=int, default=ServeConfig.batch_size,
-                        help="prompts per padded batch, grouped by length")
-    parser.add_argument("--workers", type=int, default=ServeConfig.workers,
-                        help="batches scored at once, each on its share of the CPU cores")
-    parser.add_argument("--max-prompts", type=int, default=ServeConfig.max_prompts,
-                        help="prompts one request may carry")
-    parser.add_argument("--max-body-bytes", type=int, default=ServeConfig.max_body_bytes)
-    parser.add_argument("--upstream", help="proxy /v1/chat/completions and /v1/completions to this engine URL")
-    parser.add_argument("--reasoning-upstream", help="engine URL for requests predicted at or above --threshold")
-    parser.add_argument("--threshold", type=float, help="expected counts that send a request to --reasoning-upstream")
-    parser.add_argument("--aging-seconds", type=float, default=ServeConfig.aging_seconds,
-                        help="one priority level is added per this many seconds since the start (no starvation)")
-    parser.add_argument("--tokens-per-count", type=float, help="cap max_tokens at this many per expected count")
-    parser.add_argument("--model-map", help="JSON or YAML file: served model name -> the training name a model-aware "
-                                             "model knows it by")
-    parser.add_argument("--fallback-model", help="a prompt-only model folder for requests whose model the model-aware "
-                                                 "one does not know (without it they go on unscored)")
-    parser.add_argument("--upstream-timeout", type=float, default=ServeConfig.upstream_timeout,
-                        help="seconds the engine may send nothing, before its first byte or between two chunks")
-    parser.add_argument("--connect-timeout", type=float, default=ServeConfig.connect_timeout)
-    parser.add_argument("--score-budget-ms", type=float, default=ServeConfig.score_budget_ms,
-                        help="longest a proxied request waits for its score; then it goes on at --neutral-priority")
-    parser.add_argument("--fail-closed", action="store_true",
-                        help="answer 503 when a request cannot be scored, instead of sending it on unscored")
-    parser.add_argument("--neutral-priority", type=int, default=ServeConfig.neutral_priority,
-                        help="the priority level of a request that could not be scored")
-    parser.add_argument("--admin-token", default=os.environ.get(ADMIN_TOKEN_VARIABLE),
-                        help=f"bearer token for /reload (or {ADMIN_TOKEN_VARIABLE}; the variable keeps it out of ps)")
-    parser.add_argument("--max-connections", type=int, default=ServeConfig.max_connections,
-                        help="open client connections; more are answered 503 with Retry-After")
-    parser.add_argument("--header-timeout", type=float, default=ServeConfig.header_timeout,
-                        help="seconds a client has to send a request's headers")
-    parser.add_argument("--body-timeout", type=float, default=ServeConfig.body_timeout,
-                        help="seconds a client has to send a request's body")
-    parser.add_argument("--traffic-log", help="folder for the proxy's traffic log: one record per completed request")
-    parser.add_argument("--hash-prompts", action="store_true",
-                        help="the traffic log keeps a hash of each prompt and no text (drift, not retraining)")
-    parser.add_argument("--counts-params", default=ServeConfig.counts_params,
-                        help="the params file whose counts.keywords the traffic log counts with")
-    parser.add_argument("--drift-window", type=int, default=ServeConfig.drift_window,
-                        help="completed requests per model behind /metrics' window tau")
-    parser.add_argument("--adapt-every", type=int, help="refit a head from the traffic log after this many requests")
-    parser.add_argument("--adapt-interval", type=float, help="refit a head from the traffic log every this many s")
-    parser.add_argument("--adapt-window", type=int, default=ServeConfig.adapt_window,
-                        help="newest log records a refit reads")
-    parser.add_argument("--adapt-margin", type=float, default=ServeConfig.adapt_margin,
-                        help="tau a challenger must gain over the serving head on the newest requests to replace it")
-    parser.add_argument("--adapt-timeout", type=float, default=ServeConfig.adapt_timeout,
-                        help="seconds a refit may take; a longer one is abandoned")
-    parser.add_argument("--adapt-dir", default=ServeConfig.adapt_dir, help="where winning challengers are written")
-    parser.add_argument("--drift-threshold", type=float, default=ServeConfig.drift_threshold,
-                        help="a full drift window's tau below this triggers a refit")
-    parser.add_argument("--abnormal-quantile", default=ServeConfig.abnormal_quantile, choices=["p90", "p95", "p99"],
-                        help="an answer whose counts pass this quantile of the model's validation residuals is "
-                             "flagged abnormal")
-    args = parser.parse_args(argv)
-    checks = [(args.max_batch < 1, "--max-batch must be at least 1"), (args.batch_size < 1, "--batch-size must be "
-              "at least 1"), (args.max_wait_ms < 0, "--max-wait-ms must be 0 or more"),
-              (args.batch_from < 1, "--batch-from must be at least 1"), (args.workers < 1, "--workers must be at "
-              "least 1"),
-              (args.max_prompts < 1, "--max-prompts must be at least 1"),
-              (args.aging_seconds <= 0, "--aging-seconds must be above 0"),
-              (bool(args.reasoning_upstream) != (args.threshold is not None),
-               "--reasoning-upstream and --threshold go together"),
-              (bool(args.reasoning_upstream) and not args.upstream, "--reasoning-upstream needs --upstream"),
-              (args.tokens_per_count is not None and args.tokens_per_count <= 0, "--tokens-per-count must be above 0"),
-              *[(getattr(args, name.replace("-", "_")) <= 0, f"--{name} must be above 0") for name in
-                ("upstream-timeout", "connect-timeout", "score-budget-ms", "header-timeout", "body-timeout")],
-              (args.max_connections < 1, "--max-connections must be at least 1"),
-              (args.traffic_log is not None and not args.upstream, "--traffic-log needs --upstream"),
-              (args.drift_window < 10, "--drift-window must be at least 10"),
-              ((args.adapt_every or args.adapt_interval) and not args.traffic_log,
-               "--adapt-every and --adapt-interval need --traffic-log"),
-              (args.adapt_every is not None and args.adapt_every < 1, "--adapt-every must be at least 1"),
-              (args.adapt_interval is not None and args.adapt_interval <= 0, "--adapt-interval must be above 0"),
-              (args.adapt_window < 50, "--adapt-window must be at least 50"),
-              (args.adapt_timeout <= 0, "--adapt-timeout must be above 0"),
-              (args.admin_token is not None and not args.admin_token.strip(), "--admin-token must not be empty")]
-    for failed, message in checks:
-        if failed:
-            raise UserError(message + ".")
-    return args
-
-
 def main(argv=None):
-    run(parse_args(argv))
+    run(*parse_args(argv, __doc__.split("\n")[0]))
 
 
-def run(args):
-    config = ServeConfig(**{k: v for k, v in vars(args).items() if k not in ("host", "port")})
+def run(config, host, port):
     # A bad folder or model map stops here, before the port opens.
     slot = ModelSlot(config.model, config.batch_size, config.workers, config.model_map)
     if config.traffic_log:
@@ -570,4 +444,4 @@ def run(args):
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: this handler takes it,
     # so a drained shutdown exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    server(create_app(config, slot), config, args.host, args.port).run()
+    server(create_app(config, slot), config, host, port).run()
