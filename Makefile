@@ -65,6 +65,8 @@ gpu-profile: $(STAMP)
 
 bench: $(STAMP)
 	python benchmarks/run.py
+	python benchmarks/open_streams.py
+	python benchmarks/adapt_time.py
 
 clean-venv:
 	rm -rf $(VENV)
