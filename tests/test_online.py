@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from test_adapt import own_traces
 from test_serve import in_thread, metric, service
+from test_traffic import logged
 from thinkcount.data.counting import keyword_pattern
 from thinkcount.serve.adapt import AdaptSettings, fit, own_traces as traces_of
 from thinkcount.serve.online import (OnlineAdapter, OnlineSettings, challenge, newest_prompts, newest_records,
@@ -105,7 +106,7 @@ def test_the_proxy_learns_the_deployment_and_its_window_tau_rises(model_dir, tmp
             service(model_dir, "--upstream", engine, "--traffic-log", log, "--adapt-every", 150, "--drift-window", 100,
                     "--drift-threshold", -1, "--adapt-dir", tmp_path / "heads", "--admin-token", "t") as (url, _):
         send(url, rows[:100])
-        time.sleep(0.5)
+        logged(url, 100)
         base_tau = metric(url, "thinkcount_window_tau")
         send(url, rows[100:150])
         deadline = time.time() + 120
@@ -115,7 +116,7 @@ def test_the_proxy_learns_the_deployment_and_its_window_tau_rises(model_dir, tmp
         assert httpx.get(f"{url}/healthz").json()["model"].endswith("head-0001")
         assert metric(url, "thinkcount_head_traces") > 50
         send(url, rows[150:250])
-        time.sleep(0.5)
+        logged(url, 250)  # the drift window now holds only requests the new head scored
         head_tau = metric(url, "thinkcount_window_tau")
         assert head_tau > base_tau + 0.2, (base_tau, head_tau)
         assert httpx.post(f"{url}/head", json={"action": "rollback"}).status_code == 401  # admin only

@@ -218,6 +218,14 @@ def test_a_killed_proxy_loses_at_most_the_last_batch_and_a_restart_appends(model
     assert len(logged) == len(set(logged)) and set(logged[20:-10]) <= set(prompts[20:50])
 
 
+def logged(url, n, seconds=30):
+    """Wait until the proxy's traffic log has written n records (its writer flushes in batches)."""
+    deadline = time.time() + seconds
+    while metric(url, "thinkcount_traffic_log_records_total") < n:
+        assert time.time() < deadline, f"the log did not reach {n} records"
+        time.sleep(0.1)
+
+
 # ---- drift and abnormal answers ----
 def test_window_figures_by_hand():
     same = window_figures([(e, e) for e in range(1, 11)])
@@ -285,7 +293,7 @@ def test_the_proxy_exports_window_tau_and_flags_a_looping_answer(model_dir, tmp_
         for prompt in prompts:
             assert httpx.post(f"{url}/v1/chat/completions", json={
                 "messages": [{"role": "user", "content": prompt}]}).status_code == 200
-        time.sleep(1)
+        logged(url, len(prompts))
         assert metric(url, "thinkcount_abnormal_answers_total") == 1
         assert metric(url, "thinkcount_window_requests") == len(prompts)
         assert metric(url, "thinkcount_window_tau") == pytest.approx(-1.0)  # the engine contradicts the predictor

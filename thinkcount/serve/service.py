@@ -388,11 +388,16 @@ async def adapt_loop(config, state, metrics):
         except Exception as e:  # noqa: BLE001 - a refit that fails leaves the serving head as it is
             print(f"warning: refit failed ({type(e).__name__}: {e}); the serving head stays.")
             result = {"decision": "failed"}
-        metrics.refitted(result)
         if result["decision"] == "swap":
-            await state["slot"].reload(result["folder"])
-            adapter.swapped(result["folder"], result["train_traces"])
-            metrics.serving(state["slot"])
+            try:
+                await state["slot"].reload(result["folder"])
+            except Exception as e:  # noqa: BLE001 - a head that fails to load leaves the serving one
+                print(f"warning: the new head failed to load ({type(e).__name__}: {e}); the serving head stays.")
+                result = {**result, "decision": "failed"}
+            else:
+                adapter.swapped(result["folder"], result["train_traces"])
+                metrics.serving(state["slot"])
+        metrics.refitted(result)  # a swap is counted once it serves
 
 
 def abnormal_ratio(folder, quantile):
