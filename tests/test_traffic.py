@@ -174,11 +174,11 @@ def test_real_traces_through_the_proxy_give_one_record_each_with_their_counts(mo
             assert reply.content == httpx.post(f"{engine}/v1/chat/completions", json=body).content
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-    logged = log_lines(tmp_path / "log")
-    assert len(logged) == len(traces) and len({r["id"] for r in logged}) == len(traces)  # one record per request
-    assert {r["instruction"]: r["counts"] for r in logged} == expected
+    records = log_lines(tmp_path / "log")
+    assert len(records) == len(traces) and len({r["id"] for r in records}) == len(traces)  # one record per request
+    assert {r["instruction"]: r["counts"] for r in records} == expected
     assert all(r["model"] == "served-model" and r["prediction"]["expected_counts"] > 0 and r["ttft_s"] >= 0
-               for r in logged)
+               for r in records)
     # The log is a trace file like any other: ingest reads it back with the same counts.
     again, problems, kind = ingest_file(sorted((tmp_path / "log").glob("traffic-*.jsonl"))[0])
     assert kind == "canonical" and problems.total == 0
@@ -213,9 +213,9 @@ def test_a_killed_proxy_loses_at_most_the_last_batch_and_a_restart_appends(model
             assert proc.wait(30) == 0
     files = sorted(log.glob("traffic-*.jsonl"))
     assert len(files) == 1  # the restart appended to the same file
-    logged = [r["instruction"] for r in log_lines(log)]  # every line parses
-    assert logged[:20] == prompts[:20] and logged[-10:] == prompts[50:]
-    assert len(logged) == len(set(logged)) and set(logged[20:-10]) <= set(prompts[20:50])
+    written = [r["instruction"] for r in log_lines(log)]  # every line parses
+    assert written[:20] == prompts[:20] and written[-10:] == prompts[50:]
+    assert len(written) == len(set(written)) and set(written[20:-10]) <= set(prompts[20:50])
 
 
 def logged(url, n, seconds=30):
@@ -297,6 +297,6 @@ def test_the_proxy_exports_window_tau_and_flags_a_looping_answer(model_dir, tmp_
         assert metric(url, "thinkcount_abnormal_answers_total") == 1
         assert metric(url, "thinkcount_window_requests") == len(prompts)
         assert metric(url, "thinkcount_window_tau") == pytest.approx(-1.0)  # the engine contradicts the predictor
-    logged = {r["instruction"]: r for r in log_lines(tmp_path / "log")}
-    assert [p for p, r in logged.items() if r["abnormal"]] == [loop]
-    assert [logged[p]["counts"] for p in order] == [waits[p] + 1 for p in order]
+    by_prompt = {r["instruction"]: r for r in log_lines(tmp_path / "log")}
+    assert [p for p, r in by_prompt.items() if r["abnormal"]] == [loop]
+    assert [by_prompt[p]["counts"] for p in order] == [waits[p] + 1 for p in order]
