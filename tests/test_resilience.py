@@ -2,7 +2,6 @@
 give the documented answer within its time-out plus a second, keep serving, and count each failure; a predictor
 that raises or is slow never fails a request; slow and surplus clients are cut; /reload needs the admin token."""
 import asyncio
-import json
 import os
 import signal
 import socket
