@@ -124,20 +124,18 @@ def handler(path, config, state, score_request, metrics):
         aged = int((time.monotonic() - state["started"]) / config.aging_seconds)
         body, upstream, headers = routed(body, result, config, aged)
         headers["x-thinkcount-model"] = label.encode("ascii", "backslashreplace").decode()  # a header is latin-1
-        log = logger(state.get("traffic"), prompt, body, result, headers, arrival)
+        log = logger(state.get("traffic"), prompt, served, label, body, result, headers, arrival)
         return await forward(state["client"], upstream.rstrip("/") + path, body, request, headers, metrics,
                              config.upstream_timeout, log, read_events="traffic" in state)
     return proxy
 
 
-def logger(traffic, prompt, body, result, headers, arrival):
+def logger(traffic, prompt, served, label, body, result, headers, arrival):
     """log(status, error, reader): hands the finished request to the traffic log (a no-op without one)."""
     if traffic is None:
         return lambda status, error, reader=None: None
-    served = body.get("model") if isinstance(body.get("model"), str) else None
     # The name the predictor knew the request by, where it knew one (else the served name).
-    known = headers["x-thinkcount-model"] not in ("pooled", "fallback", "unknown")
-    model = headers["x-thinkcount-model"] if known else served
+    model = served if label in ("pooled", "fallback", "unknown") else label
     prediction = None if result is None else {"score": result["score"], "expected_counts": result["expected_counts"],
                                               "priority": body["priority"],
                                               "upstream": headers["x-thinkcount-upstream"]}

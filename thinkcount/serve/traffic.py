@@ -69,9 +69,9 @@ class AnswerReader:
         if not self.event_stream:
             self.readable = len(self.pending) <= MAX_EVENT_BYTES
             return
-        while b"\n" in self.pending:
-            line, _, rest = bytes(self.pending).partition(b"\n")
-            self.pending = bytearray(rest)
+        *lines, rest = bytes(self.pending).split(b"\n")
+        self.pending = bytearray(rest)
+        for line in lines:
             if line.startswith(b"data:") and line[5:].strip() not in (b"", b"[DONE]"):
                 self.take(parsed(line[5:]), delta=True)
         if len(self.pending) > MAX_EVENT_BYTES:
