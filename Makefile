@@ -47,6 +47,7 @@ real: $(STAMP)
 	cd .real-work && THINKCOUNT_TRACES_MIRROR="$(if $(THINKCOUNT_TRACES_MIRROR),$(abspath $(THINKCOUNT_TRACES_MIRROR)))" dvc repro
 	mkdir -p reports/real
 	cp .real-work/reports/comparison.md .real-work/reports/tau.png .real-work/reports/serving.png \
+	   .real-work/reports/curves.md .real-work/reports/curves.png .real-work/metrics/curves.json \
 	   .real-work/metrics/summary.json .real-work/metrics/data/corpus.json .real-work/metrics/data/split.json reports/real/
 
 # Two more seed sets (data, split and training seeds 1, then 2) as queued DVC experiments, and the summary

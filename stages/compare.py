@@ -5,6 +5,7 @@ from thinkcount.core.jsonl import read_json, write_json, write_text
 from thinkcount.data.frames import load_frame
 from thinkcount.evaluate.comparison import (add_families, add_paired_differences, add_sample_ceiling, add_serving,
                                             test_scores)
+from thinkcount.evaluate.heldout import recommend
 from thinkcount.evaluate.report import (fmt, headline, markdown, plot_rows, serving_chart, serving_plot_rows,
                                         summary_rows, tau_chart, training_curves)
 from thinkcount.pipeline import stage
@@ -22,13 +23,18 @@ def main(params):
     rows, served = add_serving(rows, scores, test, params.serving)
     for row in rows:
         write_json(paths.method_metrics(row['method']), headline(row))
-    write_json(paths.SUMMARY, {"rows": rows, "sample_ceiling": ceilings})
+    heldout = {name: read_json(paths.heldout(name)) for name in params.heldout.methods}
+    recommended = recommend(heldout)
+    write_json(paths.SUMMARY, {"rows": rows, "sample_ceiling": ceilings, "recommended": recommended,
+                               "heldout": {name: {by: r[by].get("mean") for by in ("source", "family")}
+                                           for name, r in heldout.items()}})
     write_json(paths.TAU_PLOT, plot_rows(rows))
     write_json(paths.SERVING, served)
     write_json(paths.SERVING_PLOT, serving_plot_rows(served))
     for curve in ("eval/loss", "train/loss"):
         write_json(paths.curve_plot(curve), training_curves(params.methods, curve))
-    write_text(paths.COMPARISON, markdown(rows, COMMANDS.get(params.data.source, "dvc repro"), served, ceilings))
+    write_text(paths.COMPARISON, markdown(rows, COMMANDS.get(params.data.source, "dvc repro"), served, ceilings,
+                                            heldout, recommended))
     tau_chart(rows, paths.TAU_PNG)
     serving_chart(served, rows, paths.SERVING_PNG)
     for r in rows:

@@ -91,7 +91,9 @@ def test_a_family_s_method_trains_on_its_models_rows_and_is_tested_on_every_row(
     kept = restrict_models(f, "(?i)deepseek")
     assert kept["text"].tolist() == ["a", "c", "d", "e"]
     assert restrict_models(f, None) is f
-    assert frame_texts(kept, True) == ["[deepseek-r1] a", "[DeepSeek-R1-Zero] c", "[unknown model] d", "[qwen3-14b] e"]
+    assert frame_texts(kept, True) == ["[deepseek-r1, 200B+, distilled from none, thinking default] a",
+                                       "[deepseek-r1, 200B+, distilled from none, thinking zero (no SFT)] c",
+                                       "[unknown model] d", "[qwen3, 10-40B, distilled from none, thinking default] e"]
     assert frame_texts(kept, False) == ["a", "c", "d", "e"]
     with pytest.raises(UserError, match="no train rows come from a model matching 'gemini'"):
         restrict_models(f, "gemini")

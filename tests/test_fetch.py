@@ -24,10 +24,12 @@ def source(tmp_path, name, data, gz=True):
             "sha256": hashlib.sha256(data).hexdigest(), "bytes": str(len(data)), "traces": "1", "file": file}
 
 
-def test_the_sources_list_every_manifest_file_and_both_licences():
+def test_the_sources_list_every_manifest_file_and_every_licence():
     sources = read_sources()
-    assert len(sources) == 79 + 2 and sum(int(s["traces"]) for s in sources) == 2869 + 2653
-    assert {s["license"] for s in sources if s["path"] == "LICENSE"} == {"Apache-2.0", "CC0-1.0"}
+    # speechmap, MisguidedAttention, LRMTokenEconomy and tts-knowledge: 114 trace files and 4 licences
+    assert len(sources) == 114 + 4 and sum(int(s["traces"]) for s in sources) == 2869 + 2653 + 2141 + 12168
+    assert sorted(s["license"] for s in sources if s["path"] == "LICENSE") == ["Apache-2.0", "Apache-2.0", "CC0-1.0",
+                                                                               "MIT"]
     assert raw_url(sources[0]) == ("https://raw.githubusercontent.com/xlr8harder/speechmap-data/"
                                    "0c084c2c62a6bfa442532228dac7d9dd048f5a71/responses/"
                                    "china_criticism_deepseek_deepseek-r1-0528.jsonl")

@@ -78,8 +78,8 @@ def test_every_name_dvc_interpolates_into_a_command_is_quoted():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     commands = [(s.get("do") or s)["cmd"] for s in stages.values()]
     interpolated = [c for c in commands if "${" in c]
-    assert len(interpolated) == 4
-    assert all(c.endswith("'${key}'") and c.count("${") == 1 for c in interpolated)
+    assert len(interpolated) == 5  # label, train, baseline, evaluate and heldout, each over names params.yaml holds
+    assert all((c.endswith("'${key}'") or c.endswith("'${item}'")) and c.count("${") == 1 for c in interpolated)
 
 
 # ---- readers: (name, bytes, (worker, sample) ids kept, problems by reason -> lines) ----

@@ -171,3 +171,21 @@ def test_every_public_file_gives_its_manifest_s_number_of_traces():
     for row in rows[:3]:  # the files are the raw bytes, gzipped
         raw = gzip.decompress((SHARED / row["file"]).read_bytes())
         assert (len(raw), hashlib.sha256(raw).hexdigest()) == (int(row["bytes"]), row["sha256"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/real_traces")
+def test_the_real_profile_reads_every_shared_source_and_counts_each_one_s_truncated_traces():
+    from thinkcount.data.fetch import read_sources
+    from thinkcount.data.real import real_corpus
+    listed = {s["file"] for s in read_sources()}
+    assert {row["file"] for row in csv.DictReader((SHARED / "MANIFEST.tsv").open(), delimiter="\t")} <= listed
+    assert {f"{repo}/LICENSE" for repo in ("xlr8harder__speechmap-data", "cpldcpu__MisguidedAttention",
+                                           "cpldcpu__LRMTokenEconomy", "XuZhao0__tts-knowledge")} <= listed
+    _, report = real_corpus(str(SHARED))
+    sources = report["by_source"]
+    assert {name: s["traces"] for name, s in sources.items()} == {
+        "xlr8harder/speechmap-data": 2869, "cpldcpu/MisguidedAttention": 2653, "cpldcpu/LRMTokenEconomy": 2141,
+        "XuZhao0/tts-knowledge": 12168}
+    assert sources["XuZhao0/tts-knowledge"]["prompts"] == 1624
+    assert sum(s["truncated"] for s in sources.values()) == report["truncated"]

@@ -18,10 +18,13 @@ from thinkcount.serve.proxy import priority
 PROMPT = "Explain step by step how to solve 3x + 5 = 20."
 
 
-def test_names_resolve_through_the_map_and_the_training_names():
+def test_names_resolve_through_the_map_the_training_names_and_their_families():
     names = ModelNames(True, frozenset({"qwen3-8b", "r1"}), {"Qwen/Qwen3-8B": "qwen3-8b"})
     assert [names.resolve(m) for m in ("Qwen/Qwen3-8B", "r1", "gpt-x", None, "")] == \
         [("qwen3-8b", "qwen3-8b"), ("r1", "r1"), (None, None), (None, None), (None, None)]
+    # never seen, but of a family it was trained on: scored by its description
+    assert names.resolve("Qwen/Qwen3-32B") == \
+        ("Qwen/Qwen3-32B", "described as qwen3, 10-40B, distilled from none, thinking default")
     assert ModelNames(True, None, {}).resolve("any") == ("any", "any")  # no list: every name is passed on
     assert ModelNames(False, None, {}).resolve("gpt-x") == (None, "pooled")
 
@@ -51,8 +54,9 @@ def ask(url, model):
 @pytest.mark.slow
 def test_the_proxy_scores_with_the_request_s_model_mapped_to_its_training_name(aware, model_dir, tmp_path):
     predictor = Predictor.load(aware)
-    expected = {m: predictor.predict([PROMPT], model=m)[0]["expected_counts"] for m in ("qwen3-8b", "Qwen/Qwen3-8B")}
-    assert expected["qwen3-8b"] != expected["Qwen/Qwen3-8B"]  # the name the predictor sees changes its answer
+    expected = {m: predictor.predict([PROMPT], model=m)[0]["expected_counts"]
+                for m in ("qwen3-8b", "r1", "Qwen/Qwen3-32B")}
+    assert expected["qwen3-8b"] != expected["r1"]  # the model the predictor is told of changes its answer
     pooled = Predictor.load(model_dir).predict([PROMPT])[0]["expected_counts"]
     (tmp_path / "map.yaml").write_text(yaml.safe_dump({"Qwen/Qwen3-8B": "qwen3-8b"}))
     echo = Echo()
@@ -62,7 +66,10 @@ def test_the_proxy_scores_with_the_request_s_model_mapped_to_its_training_name(a
             reply = ask(url, "Qwen/Qwen3-8B")
             assert reply.headers["x-thinkcount-model"] == "qwen3-8b"
             assert reply.json()["priority"] == priority(expected["qwen3-8b"], 0)
-            reply = ask(url, "gpt-x")  # not a training name, no fallback: on at the neutral priority
+            reply = ask(url, "Qwen/Qwen3-32B")  # never seen, family seen: its description is scored
+            assert reply.headers["x-thinkcount-model"].startswith("described as qwen3, 10-40B")
+            assert reply.json()["priority"] == priority(expected["Qwen/Qwen3-32B"], 0)
+            reply = ask(url, "gpt-x")  # an unknown family, no fallback: on at the neutral priority
             assert (reply.status_code, reply.json()["priority"]) == (200, 30)
             assert (reply.headers["x-thinkcount-model"], reply.headers["x-thinkcount-score"]) == ("unknown",
                                                                                                  "unavailable")

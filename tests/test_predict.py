@@ -260,5 +260,6 @@ def test_a_model_aware_predictor_needs_the_answering_model_and_reads_it_before_t
     with pytest.raises(UserError, match="model-aware"):
         aware.predict(["Why is the sky blue?"])
     got = aware.predict(["Why is the sky blue?"], model="qwen3-32b")[0]["score"]
-    assert got == pytest.approx(pooled.predict(["[qwen3-32b] Why is the sky blue?"])[0]["score"], abs=1e-6)
+    described = "[qwen3, 10-40B, distilled from none, thinking default] Why is the sky blue?"
+    assert got == pytest.approx(pooled.predict([described])[0]["score"], abs=1e-6)
     assert got != pytest.approx(pooled.predict(["Why is the sky blue?"])[0]["score"], abs=1e-6)

@@ -14,6 +14,7 @@ TAU_PLOT, SERVING_PLOT = "metrics/plots/tau.json", "metrics/plots/serving.json"
 SERVING = "metrics/serving.json"                # the engine simulation's sweep
 COMPARISON, TAU_PNG, SERVING_PNG = "reports/comparison.md", "reports/tau.png", "reports/serving.png"
 SEED_SWEEP = "reports/seed_sweep.md"
+CURVES, CURVES_MD, CURVES_PNG = "metrics/curves.json", "reports/curves.md", "reports/curves.png"  # stage curves
 METHOD_METRICS = "metrics/methods"              # one JSON per method and baseline: what the sweep reads
 
 
@@ -52,6 +53,11 @@ def train_metrics(method):
 def train_log(method):
     """dvclive's folder for a method's training curves."""
     return f"metrics/train/{method}"
+
+
+def heldout(method):
+    """A finalist's scores on held-out sources and model families (stage heldout)."""
+    return f"metrics/heldout/{method}.json"
 
 
 def eval_metrics(name):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thinkcount.data.models import describe
+
 NUMERIC = {
     "word_count": lambda text: len(text.split()),
     "char_count": len,
@@ -82,8 +84,9 @@ def prepare_text(text, markers):
 
 
 def model_text(text, model):
-    """A model-aware method's input: the answering model's name before the prompt."""
-    return f"[{model if isinstance(model, str) and model else 'unknown model'}] {text}"  # pandas reads null as NaN
+    """A model-aware method's input: the answering model's description (thinkcount/data/models.py) before the
+    prompt, so a name it never saw is read by what it shares with those it did."""
+    return f"[{describe(model).text()}] {text}"  # pandas reads null as NaN: an unknown model
 
 
 def frame_texts(frame, model_token):

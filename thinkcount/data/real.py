@@ -33,6 +33,28 @@ def real_corpus(mirror=None):
                                         **({"skipped": problems.by_reason} if problems.total else {})}
     report = {"source": "real", "files": len(per_file), "rows_valid": len(records), "invalid": dict(skipped),
               "truncated": sum(r["truncated"] for r in records), "models": len({r["model"] for r in records}),
+              "by_source": by_source(records),
               "prompts": len({r["prompt_id"] for r in records}), "oracle_kendall_tau": None,
               "files_off_manifest": {k: v for k, v in per_file.items() if v["records"] != v["expected"]}}
     return records, report
+
+
+def source_of(worker_id):
+    """The source of a record: its trace file's repository (`owner__repo/file` -> owner/repo); `embedded` for the
+    generated corpus."""
+    if isinstance(worker_id, str) and "/" in worker_id:
+        return worker_id.split("/", 1)[0].replace("__", "/", 1)
+    return "embedded"
+
+
+def by_source(records):
+    """{source: {traces, truncated, prompts, models}} of ingested records."""
+    out = {}
+    for r in records:
+        entry = out.setdefault(source_of(r["worker_id"]),
+                               {"traces": 0, "truncated": 0, "prompts": set(), "models": set()})
+        entry["traces"] += 1
+        entry["truncated"] += bool(r["truncated"])
+        entry["prompts"].add(r["prompt_id"])
+        entry["models"].add(r["model"])
+    return {name: {**e, "prompts": len(e["prompts"]), "models": len(e["models"])} for name, e in sorted(out.items())}

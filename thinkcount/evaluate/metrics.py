@@ -81,6 +81,26 @@ class Resamples:
                 for idx, sums in zip(self.indices, zip(agreement, x_equal, self.target_equal))]
 
 
+def tau(score, y):
+    """Kendall tau-b of score against y; None where undefined (constant scores), never 0."""
+    value = kendalltau(score, y).statistic
+    return None if np.isnan(value) else float(value)
+
+
+def tau_within(score, y, models):
+    """Kendall tau-b within each answering model, averaged with the models' trace counts as weights (None when no
+    model has a defined tau): how well each engine's queue, which holds one model's requests, would be ordered."""
+    models = np.asarray(models)
+    taus, weights = [], []
+    for model in np.unique(models):
+        rows = models == model
+        value = tau(score[rows], y[rows]) if rows.sum() > 1 else None
+        if value is not None:
+            taus.append(value)
+            weights.append(rows.sum())
+    return float(np.average(taus, weights=weights)) if taus else None
+
+
 def tau_b(size, agreement, x_equal, y_equal):
     """Kendall tau-b from ordered-pair sums over `size` values (x_equal and y_equal count each value with
     itself), by scipy's formula so that the floats match; None where every pair ties."""

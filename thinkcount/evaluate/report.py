@@ -115,7 +115,47 @@ def serving_cell(row):
     return "" if not serving else f"{serving['mean']:.2f} / {serving['p90']:.2f}"
 
 
-def markdown(rows, command, served=None, ceilings=None):
+def heldout_lines(heldout, recommended):
+    """The held-out section: each finalist's tau within model (pooled after it) on every held-out source and model
+    family, beside prompt length on the same traces, and the recommended finalist."""
+    folds = {by: sorted({g for r in heldout.values() for g in r.get(by, {}).get("folds", {})})
+             for by in ("source", "family")}
+    if not any(folds.values()):
+        return []
+    lines = ["## Held-out sources and model families (the headline)", "",
+             "Each finalist trained once per group left out, on every other source (or model family), and scored on "
+             "a sample of the left-out group's complete traces: Kendall tau-b within answering model (pooled over "
+             "models after the slash). Prompt length is scored on the same traces.", ""]
+    for by, groups in folds.items():
+        if not groups:
+            continue
+        lines += [f"| held-out {by} | " + " | ".join(groups) + " | mean |", "|---|" + "---|" * (len(groups) + 1)]
+        first = next(iter(heldout.values()))[by]
+        for name, label in [(n, n) for n in heldout] + [(None, "prompt length")]:
+            result = first if name is None else heldout[name][by]
+            key = "prompt length" if name is None else "method"
+            cells = [f"{fmt(result['folds'][g][key]['within'])} / {fmt(result['folds'][g][key]['pooled'])}"
+                     if g in result.get("folds", {}) else "" for g in groups]
+            mean = result.get("mean", {}).get(key, {})
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt(mean.get('within'))} / "
+                         f"{fmt(mean.get('pooled'))} |")
+        lines.append("")
+    if recommended:
+        below = recommended["below_length"]
+        lines += [f"Recommended for serving: **{recommended['method']}** ({recommended['by']}: "
+                  f"{fmt(recommended['held_out_tau'])}, prompt length {fmt(recommended['prompt_length_tau'])}); "
+                  + (f"it does not beat prompt length on {', '.join(below)}." if below
+                     else "it beats prompt length on every held-out source."), ""]
+    return lines
+
+
+def held_out_first(heldout, recommended):
+    """The held-out section and the in-source table's heading after it, or nothing where no group was held out."""
+    lines = heldout_lines(heldout or {}, recommended)
+    return lines + ["## In-source test split (secondary: the same sources train and test)", ""] if lines else []
+
+
+def markdown(rows, command, served=None, ceilings=None, heldout=None, recommended=None):
     references = {r.get(k, {}).get("reference") for r in rows for k in ("vs_best_baseline", "vs_best_method")}
     ceilings = {t: c for t, c in (ceilings or {}).items() if c}
     share_of = "sample ceiling" if ceilings else "oracle"
@@ -135,6 +175,7 @@ def markdown(rows, command, served=None, ceilings=None):
         "shortest-predicted-first by this score, relative to first come first served (lower is better; the "
         "serving section below has the sweep over load). " + SEED_NOTE,
         "",
+        *held_out_first(heldout, recommended),
         *ceiling_lines(ceilings),
         f"| method | tau [95% CI] | vs best baseline | vs best method | AUC top 10% | share of {share_of} "
         + ("| tau vs sample mean " if ceilings else "") + "| latency mean / p90 | native metric |",

@@ -256,6 +256,24 @@ class Serving(Strict):
     chars_per_token: Annotated[Number, Field(gt=0)]
 
 
+class Curves(Strict):
+    sizes: list[Positive] = Field(min_length=1)
+    repeats: Positive
+    seed: StrictInt
+    min_traces: Positive
+    share: Annotated[Number, Field(gt=0, le=1)]
+    embedder: Optional[StrictStr]
+
+
+class Heldout(Strict):
+    methods: list[StrictStr]
+    sources: NonNegative
+    families: NonNegative
+    min_traces: Positive
+    max_test: Positive
+    seed: StrictInt
+
+
 class Params(Strict):
     model: StrictStr
     encoders: dict[str, Encoder]
@@ -269,6 +287,8 @@ class Params(Strict):
     baselines: dict[str, Baseline]
     evaluate: Evaluate
     serving: Serving
+    curves: Curves
+    heldout: Heldout
     reference: dict[str, StrictStr]
 
     @model_validator(mode="after")
@@ -282,6 +302,9 @@ class Params(Strict):
                 if used is not None and used not in among:
                     what = "encoders" if among is self.encoders else "features"
                     raise ValueError(f"'methods.{name}.{key}' is '{used}', not one of {what}: {', '.join(among)}")
+        for name in self.heldout.methods:
+            if name not in self.methods:
+                raise ValueError(f"'heldout.methods' names '{name}', not one of methods: {', '.join(self.methods)}")
         for name in self.baselines:
             if name in self.methods:
                 raise ValueError(f"'baselines.{name}' has the name of a method")

@@ -1,5 +1,6 @@
-"""Adapt a trained model to a deployment from its own traces: a light head over the base model's prediction and the
-prompt's surface counts (thinkcount/serve/head.py), its mix chosen by cross-validation by prompt on those traces.
+"""Adapt a trained model to a deployment from its own traces: a light head over the base model's prediction, the
+prompt's surface counts and its frozen embedding (thinkcount/serve/head.py), its mix chosen by cross-validation by
+prompt on those traces.
 
     python -m thinkcount adapt --base models/m13_rank --traces data/external/served/traffic-*.jsonl --out models/adapted
 
@@ -18,19 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import kendalltau
 
 from thinkcount import UserError
 from thinkcount.core.jsonl import write_json
 from thinkcount.data.counting import count_keywords, keyword_pattern, prompt_text, rules_from_params
 from thinkcount.data.ingest import ingest_file
+from thinkcount.evaluate.metrics import tau_within
 from thinkcount.methods import modelfolder
-from thinkcount.serve.head import MIXES, POOLED, AdaptedHead, design, fit_mix, mix_score
+from thinkcount.serve.head import EMBEDDER, MIXES, POOLED, AdaptedHead, design, embed, fit_mix, mix_score
 from thinkcount.serve.naming import read_model_map
 from thinkcount.serve.predict import Predictor
 
 TOO_FEW = 2  # exit status when there are fewer usable traces than --min-traces
-ALPHAS = (1.0, 10.0, 100.0)  # ridge strengths tried with each mix
+ALPHAS = (1.0, 10.0, 100.0, 1000.0)  # ridge strengths tried with each mix (the embedding wants the strong ones)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class AdaptSettings:
     folds: int = 5              # cross-validation folds by prompt
     seed: int = 0               # seed of the folds
     censored_rounds: int = 2    # refits that raise truncated traces' targets to the head's prediction
+    min_prompts: int = 20       # distinct prompts below which the base is kept (too few to tell mixes apart)
+    embedder: str = EMBEDDER    # the frozen encoder the head reads prompts with (None: surface counts only)
 
 
 @dataclass(frozen=True)
@@ -93,29 +96,49 @@ def censored_target(mix, x, y, truncated, alpha, rounds):
     return target
 
 
-def tau(score, y):
-    value = kendalltau(score, y).statistic
-    return None if np.isnan(value) else float(value)
-
-
-def cross_validated(x, traces, settings):
-    """{(mix, alpha): mean tau over folds by prompt} on the complete traces of each held-out fold."""
+def cross_validated(x, traces, settings, mixes=MIXES):
+    """{(mix, alpha): [tau within model on each fold by prompt, None where undefined]} on the complete traces of
+    each held-out fold."""
     fold = folds_by_prompt(traces.groups, settings.folds, settings.seed)
     results = {}
-    for mix in MIXES:
+    for mix in mixes:
         for alpha in ALPHAS if mix != "base" else (None,):
             taus = []
             for k in range(settings.folds):
                 train, test = fold != k, (fold == k) & ~traces.truncated
                 if test.sum() < 2 or train.sum() < 2:
+                    taus.append(None)
                     continue
                 target = censored_target(mix, x[train], traces.counts[train], traces.truncated[train], alpha,
                                          settings.censored_rounds)
-                value = tau(mix_score(mix, fit_mix(mix, x[train], target, alpha), x[test]), traces.counts[test])
-                if value is not None:
-                    taus.append(value)
-            results[(mix, alpha)] = float(np.mean(taus)) if taus else None
+                taus.append(tau_within(mix_score(mix, fit_mix(mix, x[train], target, alpha), x[test]),
+                                       traces.counts[test], np.asarray(traces.models)[test]))
+            results[(mix, alpha)] = taus
     return results
+
+
+def mean_of(taus):
+    known = [t for t in taus if t is not None]
+    return float(np.mean(known)) if known else None
+
+
+def beats(taus, reference):
+    """Whether taus beat reference's on the same folds by more than one standard error of the paired difference."""
+    diff = np.array([t - r for t, r in zip(taus, reference) if t is not None and r is not None])
+    return len(diff) > 1 and diff.mean() > diff.std(ddof=1) / np.sqrt(len(diff))
+
+
+def choose(figures, mixes):
+    """(mix, alpha) of the best mean cross-validated tau. Where the base is among the mixes, a fitted mix must beat
+    it by more than a standard error (the base stays where the own traces cannot tell them apart: with few
+    prompts the best of many fitted mixes is mostly the luckiest)."""
+    fitted = {key: taus for key, taus in figures.items() if mean_of(taus) is not None}
+    if "base" in mixes:
+        fitted = {key: taus for key, taus in fitted.items()
+                  if key == ("base", None) or beats(taus, figures[("base", None)])}
+    if not fitted:
+        return (mixes[0], ALPHAS[-1] if mixes[0] != "base" else None)
+    return max(fitted, key=lambda key: mean_of(fitted[key]))
 
 
 def fit_head(x, traces, mix, alpha, settings):
@@ -128,7 +151,7 @@ def fit_head(x, traces, mix, alpha, settings):
         target = censored_target(mix, x[rows], traces.counts[rows], traces.truncated[rows], alpha,
                                  settings.censored_rounds)
         ridges[key] = fit_mix(mix, x[rows], target, alpha)
-    return AdaptedHead(mix, ridges)
+    return AdaptedHead(mix, ridges, settings.embedder)
 
 
 def adapt(base, files, out, settings=AdaptSettings(), counts_params="params.yaml", model_map=None):
@@ -150,13 +173,25 @@ def fit(predictor, traces, settings, mapping=None):
     """(AdaptedHead, provenance) fitted on traces over a loaded base predictor."""
     names = [(mapping or {}).get(m, m) or "unknown model" for m in traces.models]
     base_records = predictor.predict(traces.prompts, model=names if predictor.config.model_token else None)
-    x = design(traces.prompts, np.log1p([r["expected_counts"] for r in base_records]))
-    figures = cross_validated(x, traces, settings)
-    (mix, alpha), best = max(((k, v) for k, v in figures.items() if v is not None), key=lambda kv: kv[1],
-                             default=(("base", None), None))
+    base_log = np.log1p([r["expected_counts"] for r in base_records])
+    return fit_over(base_log, traces, settings, embed(settings.embedder, traces.prompts))
+
+
+def fit_over(base_log, traces, settings, embeddings, mixes=MIXES):
+    """(AdaptedHead, provenance) fitted on traces over the base's log(1 + expected counts) for them; embeddings:
+    the frozen encoder's, one row per trace (None without). mixes narrows the choice (the learning curves' rows)."""
+    return fit_design(design(traces.prompts, base_log, embeddings), traces, settings, mixes)
+
+
+def fit_design(x, traces, settings, mixes=MIXES):
+    """fit_over on the head's design rows x (thinkcount/serve/head.py's design), one per trace."""
+    if "base" in mixes and len(set(traces.groups)) < settings.min_prompts:
+        mixes = ("base",)
+    figures = cross_validated(x, traces, settings, mixes)
+    mix, alpha = choose(figures, mixes)
     head = fit_head(x, traces, mix, alpha, settings)
-    return head, {"mix": mix, "alpha": alpha, "cv_tau": best,
-                  "cv": [{"mix": m, "alpha": a, "tau": t} for (m, a), t in figures.items()],
+    return head, {"mix": mix, "alpha": alpha, "cv_tau": mean_of(figures[(mix, alpha)]) if figures else None,
+                  "cv": [{"mix": m, "alpha": a, "tau": mean_of(t)} for (m, a), t in figures.items()],
                   "traces": {"usable": len(traces.prompts), "truncated": int(traces.truncated.sum()),
                              "time_range": time_range(traces.times)},
                   "models_with_own_head": sorted(k for k in head.ridges if k != POOLED),
@@ -202,10 +237,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=AdaptSettings.seed)
     parser.add_argument("--counts-params", default="params.yaml", help="the params file whose counts.keywords count")
     parser.add_argument("--model-map", help="served model name -> the base's training name (as the proxy's)")
+    parser.add_argument("--embedder", default=EMBEDDER,
+                        help="the frozen encoder the head reads prompts with (a source as in params.yaml's "
+                             "encoders), or none for surface counts only")
     args = parser.parse_args(argv)
     if args.min_traces < 2 or args.per_model_min < 1 or args.folds < 2:
         raise UserError("--min-traces must be at least 2, --per-model-min at least 1 and --folds at least 2.")
-    settings = AdaptSettings(args.min_traces, args.per_model_min, args.folds, args.seed)
+    settings = AdaptSettings(args.min_traces, args.per_model_min, args.folds, args.seed,
+                             embedder=None if args.embedder == "none" else args.embedder)
     try:
         provenance = adapt(args.base, args.traces, args.out, settings, args.counts_params, args.model_map)
     except TooFew as e:

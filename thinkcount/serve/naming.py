@@ -3,17 +3,21 @@
 Engines serve names that differ from the ones in the training data (`deepseek-ai/DeepSeek-R1-Distill-Llama-8B`
 against `deepseek/deepseek-r1-distill-llama-8b`), so the proxy maps a request's `model` through --model-map (a
 JSON or YAML file of served name: training name; a name not in it stands for itself) and checks the result against
-the names the model was trained on (training_models.json in its folder). A name it does not know is scored by
---fallback-model, a prompt-only model, when one is given; otherwise the request goes on unscored at the neutral
-priority (the proxy never refuses a request for its predictor), and /score refuses it with 422."""
+the names the model was trained on (training_models.json in its folder). The model reads a name's description
+(thinkcount/data/models.py), so a name it never saw whose family it did is scored by that description. A name of an
+unknown family is scored by --fallback-model, a prompt-only model, when one is given; otherwise the request goes on
+unscored at the neutral priority (the proxy never refuses a request for its predictor), and /score refuses it
+with 422."""
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 
 import yaml
 
 from thinkcount import UserError
+from thinkcount.data.models import UNKNOWN, describe
 from thinkcount.methods.modelfolder import TRAINING_MODELS
 
 
@@ -43,12 +47,21 @@ class ModelNames:
     known: frozenset | None    # the training names; None: not listed, so not checked
     mapping: MappingProxyType  # served name -> training name
 
+    @cached_property
+    def families(self):
+        """The model families of the training names (thinkcount/data/models.py)."""
+        return frozenset(describe(n).family for n in self.known or ()) - {UNKNOWN}
+
     def resolve(self, served):
         """(the name to score with, the label for the x-thinkcount-model header): (None, "pooled") for a
-        prompt-only model, (name, name) for a known name, (None, None) for one the model does not know."""
+        prompt-only model, (name, name) for a known name, (name, "described as ...") for a name the model never
+        saw whose family it did (it reads the name's description), (None, None) for the rest."""
         if not self.model_aware:
             return None, "pooled"
         name = self.mapping.get(served, served) if isinstance(served, str) and served else None
-        if name is None or (self.known is not None and name not in self.known):
+        if name is None:
             return None, None
-        return name, name
+        if self.known is None or name in self.known:
+            return name, name
+        description = describe(name)
+        return (name, f"described as {description.text()}") if description.family in self.families else (None, None)
