@@ -57,7 +57,8 @@ ci-floors: $(STAMP)
 
 # The real profile: the whole comparison on the public reasoning traces (profiles/real.yaml) in a scratch copy
 # (.real-work), each trace file downloaded at its pinned commit, or copied from the folder THINKCOUNT_TRACES_MIRROR
-# names, and checked against its sha256; its report and summary are kept in reports/real/. About 36 minutes.
+# names, and checked against its sha256; its report, summary and learning curves are kept in reports/real/.
+# 86.8 minutes on 2 cores shared with other jobs (docs/data.md); not yet timed alone.
 real: $(STAMP)
 	python -m thinkcount scratch .real-work profiles/real.yaml
 	cd .real-work && THINKCOUNT_TRACES_MIRROR="$(if $(THINKCOUNT_TRACES_MIRROR),$(abspath $(THINKCOUNT_TRACES_MIRROR)))" dvc repro
