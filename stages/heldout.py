@@ -45,7 +45,9 @@ def main(params):
             folds[held] = train_and_score(params, name, fold(frame, labels, held, spec.max_test, spec.seed))
             print(f"heldout {name} {by} {held}: {folds[held]}", flush=True)
         result[by] = {"folds": folds, **(summary(folds) if folds else
-                                         {"undefined": f"no {by} has {spec.min_traces} complete traces"})}
+                                         {"undefined": f"no {by} to hold out: one needs {spec.min_traces} "
+                                                       "complete traces, and the embedded corpus (one source, no "
+                                                       "model names) has none"})}
     write_json(paths.heldout(name), result)
 
 

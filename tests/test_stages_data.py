@@ -100,16 +100,16 @@ def test_the_real_source_fetches_ingests_and_splits_the_public_traces_by_prompt(
         proc = run_stage(script, tmp_path)
         assert proc.returncode == 0, proc.stderr
     corpus = read_json(tmp_path / "metrics/data/corpus.json")
-    # MANIFEST.tsv: 2,869 + 2,653 traces in 79 trace files; 416 records of speechmap carry no trace at all, and
-    # one (a GLM-4-Z1 answer) opens a think block it never closes: kept, as truncated.
-    assert (corpus["rows_valid"], corpus["files"], corpus["files_off_manifest"]) == (5522, 79, {})
-    assert corpus["invalid"] == {"no_trace": 416} and corpus["truncated"] == 1 and corpus["prompts"] == 352
+    # MANIFEST.tsv: 2,869 + 2,653 + 2,141 + 12,168 traces in 114 trace files; 440 records carry no trace at all,
+    # and one (a speechmap GLM-4-Z1 answer) opens a think block it never closes: kept, as truncated.
+    assert (corpus["rows_valid"], corpus["files"], corpus["files_off_manifest"]) == (19831, 114, {})
+    assert corpus["invalid"] == {"no_trace": 440} and corpus["truncated"] == 1 and corpus["prompts"] == 1995
     split = read_json(tmp_path / "metrics/data/split.json")
-    assert split["prompts"] == {"train": 247, "val": 35, "test": 70}  # round(0.1 * 352), round(0.2 * 352)
+    assert split["prompts"] == {"train": 1396, "val": 200, "test": 399}  # round(0.1 * 1995), round(0.2 * 1995)
     rows = [json.loads(line) for line in (tmp_path / "data/counts.jsonl").open()]
     where = {(r["worker_id"], r["sample_id"]): r["prompt_id"] for r in rows}
     splits = {}
     for line in (tmp_path / "data/split.jsonl").open():
         row = json.loads(line)
         splits.setdefault(where[(row["worker_id"], row["sample_id"])], set()).add(row["split"])
-    assert len(splits) == 352 and all(len(s) == 1 for s in splits.values())
+    assert len(splits) == 1995 and all(len(s) == 1 for s in splits.values())
