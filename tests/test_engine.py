@@ -100,6 +100,10 @@ async def finish_order(proxy, engine, prompts):
             await until(engine, "vllm:num_requests_running", 1)  # it holds the one sequence slot
             tasks = [asyncio.create_task(one(p)) for p in prompts]
             await until(engine, "vllm:num_requests_waiting", len(prompts), tasks)
+            # the gauge is sampled by vLLM's stat logger: give every request time to be queued for certain
+            await asyncio.sleep(3)
+            assert not any(t.done() for t in tasks) and await asyncio.to_thread(
+                gauge, engine, "vllm:num_requests_running") >= 1, "the long request stopped holding the slot"
         # leaving the stream hangs up: the engine aborts the long request and frees its slot for the queue
         await asyncio.gather(*tasks)
     return done
