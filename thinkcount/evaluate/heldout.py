@@ -6,7 +6,7 @@ import numpy as np
 
 from thinkcount.data.models import UNKNOWN, describe
 from thinkcount.data.real import source_of
-from thinkcount.evaluate.metrics import tau, tau_within
+from thinkcount.evaluate.metrics import tau_both
 
 GROUPINGS = {"source": lambda frame: np.array([source_of(w) for w in frame["worker_id"]]),
              "family": lambda frame: np.array([describe(m).family for m in frame["model"]])}
@@ -41,8 +41,7 @@ def fold_scores(score, test):
     """{method, prompt length: {within, pooled}} on a fold's test rows."""
     y, models = test["counts"].to_numpy(float), test["model"].fillna("").to_numpy()
     length = test["text"].str.len().to_numpy(float)
-    return {name: {"within": tau_within(s, y, models), "pooled": tau(s, y)}
-            for name, s in (("method", np.asarray(score, float)), ("prompt length", length))}
+    return {name: tau_both(s, y, models) for name, s in (("method", score), ("prompt length", length))}
 
 
 def summary(folds):

@@ -101,6 +101,12 @@ def tau_within(score, y, models):
     return float(np.average(taus, weights=weights)) if taus else None
 
 
+def tau_both(score, y, models):
+    """{within: tau within model (the held-out headline), pooled: tau over every model's traces together}."""
+    score, y = np.asarray(score, float), np.asarray(y, float)
+    return {"within": tau_within(score, y, models), "pooled": tau(score, y)}
+
+
 def tau_b(size, agreement, x_equal, y_equal):
     """Kendall tau-b from ordered-pair sums over `size` values (x_equal and y_equal count each value with
     itself), by scipy's formula so that the floats match; None where every pair ties."""

@@ -55,6 +55,12 @@ class OwnTraces:
     groups: np.ndarray
     times: list
 
+    def subset(self, rows):
+        """The traces of rows: indices or a boolean mask."""
+        rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, int)
+        return OwnTraces([self.prompts[i] for i in rows], [self.models[i] for i in rows], self.counts[rows],
+                         self.truncated[rows], self.groups[rows], [self.times[i] for i in rows])
+
 
 def read_traces(files, pattern):
     """(OwnTraces, {reason: count} skipped) from trace files; a file that cannot be read is one sentence."""
@@ -183,11 +189,14 @@ def fit_over(base_log, traces, settings, embeddings, mixes=MIXES):
     return fit_design(design(traces.prompts, base_log, embeddings), traces, settings, mixes)
 
 
-def fit_design(x, traces, settings, mixes=MIXES):
-    """fit_over on the head's design rows x (thinkcount/serve/head.py's design), one per trace."""
+def fit_design(x, traces, settings, mixes=MIXES, figures=None):
+    """fit_over on the head's design rows x (thinkcount/serve/head.py's design), one per trace; figures: the
+    cross-validation already run on them (cross_validated over these mixes or more), to reuse."""
     if "base" in mixes and len(set(traces.groups)) < settings.min_prompts:
         mixes = ("base",)
-    figures = cross_validated(x, traces, settings, mixes)
+    if figures is None:
+        figures = cross_validated(x, traces, settings, mixes)
+    figures = {key: taus for key, taus in figures.items() if key[0] in mixes}
     mix, alpha = choose(figures, mixes)
     head = fit_head(x, traces, mix, alpha, settings)
     return head, {"mix": mix, "alpha": alpha, "cv_tau": mean_of(figures[(mix, alpha)]) if figures else None,

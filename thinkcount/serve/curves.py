@@ -16,8 +16,9 @@ prompt over all the source's traces."""
 import numpy as np
 
 from thinkcount.data.real import source_of
-from thinkcount.evaluate.metrics import tau, tau_within
-from thinkcount.serve.adapt import ALPHAS, AdaptSettings, OwnTraces, censored_target, fit_design, folds_by_prompt
+from thinkcount.evaluate.metrics import tau, tau_both
+from thinkcount.serve.adapt import (ALPHAS, AdaptSettings, OwnTraces, censored_target, cross_validated, fit_design,
+                                    folds_by_prompt)
 from thinkcount.serve.head import MIXES, design, embed, fit_mix, mix_score
 
 ROWS = {"scratch": ("scratch",), "adapt": MIXES}  # the fitted rows and the mixes each may choose from
@@ -28,11 +29,6 @@ def all_traces(frame):
     """OwnTraces of a counts frame (one row per record)."""
     return OwnTraces(list(frame["text"]), [m or "" for m in frame["model"]], frame["counts"].to_numpy(float),
                      frame["truncated"].to_numpy(bool), frame["prompt_id"].to_numpy(), [None] * len(frame))
-
-
-def subset(traces, rows):
-    return OwnTraces([traces.prompts[i] for i in rows], [traces.models[i] for i in rows], traces.counts[rows],
-                     traces.truncated[rows], traces.groups[rows], [traces.times[i] for i in rows])
 
 
 def fit_prior(x, traces, sources, rows, rounds):
@@ -64,41 +60,38 @@ def halves(groups, seed):
     return mask, ~mask
 
 
-def both_taus(score, y, models):
-    """{within: tau within model (the headline), pooled: tau over every model's traces together}."""
-    return {"within": tau_within(score, y, models), "pooled": tau(score, y)}
-
-
 def one_split(x, traces, seed, sizes, settings):
-    """({row: {k: both_taus}}, pool size) on one halving of a deployment's traces (x: their design rows, the
+    """({row: {k: tau_both}}, pool size) on one halving of a deployment's traces (x: their design rows, the
     prior's prediction last)."""
     first, second = halves(traces.groups, seed)
     test = np.flatnonzero(second & ~traces.truncated)
     pool = np.random.default_rng(seed + 1).permutation(np.flatnonzero(first))
     y, test_models = traces.counts[test], [traces.models[i] for i in test]
     lengths = np.array([len(p) for p in traces.prompts], float)
-    out = {"prompt length": {"0": both_taus(lengths[test], y, test_models)},
-           "prior": {"0": both_taus(x[test, -1], y, test_models)}, "scratch": {}, "adapt": {}, "adapt_mix": {}}
+    out = {"prompt length": {"0": tau_both(lengths[test], y, test_models)},
+           "prior": {"0": tau_both(x[test, -1], y, test_models)}, "scratch": {}, "adapt": {}, "adapt_mix": {}}
     for k in [k for k in sizes if k < len(pool)] + [ALL]:
         own = pool if k == ALL else pool[:k]
+        mine = traces.subset(own)
+        figures = cross_validated(x[own], mine, settings, MIXES)  # every row's mixes, run once
         for row, mixes in ROWS.items():
-            head, provenance = fit_design(x[own], subset(traces, own), settings, mixes)
-            out[row][str(k)] = both_taus(head.score(x[test], test_models), y, test_models)
+            head, provenance = fit_design(x[own], mine, settings, mixes, figures)
+            out[row][str(k)] = tau_both(head.score(x[test], test_models), y, test_models)
         out["adapt_mix"][str(k)] = provenance["mix"]
     return out, len(pool)
 
 
 def ceiling(x, traces, settings):
-    """both_taus of out-of-fold scores by the scratch ridge (per model where a model has enough traces, its strength
+    """tau_both of out-of-fold scores by the scratch ridge (per model where a model has enough traces, its strength
     chosen by cross-validation inside each fold), folds by prompt over the whole source: what its prompts allow."""
     fold = folds_by_prompt(traces.groups, settings.folds, settings.seed)
     score = np.full(len(x), np.nan)
     for k in range(settings.folds):
         train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-        head, _ = fit_design(x[train], subset(traces, train), settings, ("scratch",))
+        head, _ = fit_design(x[train], traces.subset(train), settings, ("scratch",))
         score[test] = head.score(x[test], [traces.models[i] for i in test])
     done = ~traces.truncated
-    return both_taus(score[done], traces.counts[done], np.asarray(traces.models)[done])
+    return tau_both(score[done], traces.counts[done], np.asarray(traces.models)[done])
 
 
 def summarise(values):
@@ -176,7 +169,7 @@ def learning_curves(frame, spec, progress=None):
         prior, alpha = fit_prior(x, traces, sources, ~here, settings.censored_rounds)
         rows = np.flatnonzero(here)
         x_here = np.column_stack([x[rows, :-1], prior[rows]])
-        out["deployments"][name] = {**deployment_curves(x_here, subset(traces, rows), spec, settings),
+        out["deployments"][name] = {**deployment_curves(x_here, traces.subset(rows), spec, settings),
                                     "prior_alpha": alpha, "prior_sources": [s for s in complete if s != name]}
         if progress:
             progress(name)

@@ -21,7 +21,7 @@ from scipy.stats import kendalltau
 
 from thinkcount.data.counting import keyword_pattern
 from thinkcount.data.ingest import to_record
-from thinkcount.serve.adapt import AdaptSettings, OwnTraces, fit, own_traces, write_folder
+from thinkcount.serve.adapt import AdaptSettings, fit, own_traces, write_folder
 from thinkcount.serve.drift import MIN_PAIRS
 from thinkcount.serve.traffic import PREFIX
 
@@ -75,12 +75,6 @@ def newest_prompts(traces, share):
     return ~test, test & ~traces.truncated
 
 
-def subset(traces, rows):
-    return OwnTraces([p for p, r in zip(traces.prompts, rows) if r], [m for m, r in zip(traces.models, rows) if r],
-                     traces.counts[rows], traces.truncated[rows], traces.groups[rows],
-                     [t for t, r in zip(traces.times, rows) if r])
-
-
 def judged_tau(predictor, traces):
     """A predictor's Kendall tau on traces (None where undefined)."""
     names = [m or "unknown model" for m in traces.models]
@@ -127,9 +121,9 @@ class OnlineAdapter:
             return {"decision": "too_few", "usable": len(traces.prompts)}
         base = Predictor.load(self.base, device="cpu")
         settings = AdaptSettings(min_traces=2 * MIN_PAIRS, per_model_min=AdaptSettings.per_model_min)
-        head, provenance = fit(base, subset(traces, train), settings)
+        head, provenance = fit(base, traces.subset(train), settings)
         challenger = Predictor(base.model, base.tokenizer, base.config, head)
-        held = subset(traces, test)
+        held = traces.subset(test)
         champion_tau, challenger_tau = judged_tau(champion, held), judged_tau(challenger, held)
         result = {"champion_tau": champion_tau, "challenger_tau": challenger_tau, "usable": len(traces.prompts),
                   "train": int(train.sum()), "held_out": int(test.sum())}
