@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-fast ci-repro ci-floors real seed-sweep seed-profile gpu-profile bench clean-venv engine
+.PHONY: run test test-fast ci-repro ci-floors real replay seed-sweep seed-profile gpu-profile bench clean-venv engine
 
 # pip byte-compiles what it installs on one core (a minute of the install); compileall uses every core. Its
 # status is ignored, as pip ignores the same failures: files for other Pythons, such as torch's py312_intrinsics.py.
@@ -58,7 +58,7 @@ ci-floors: $(STAMP)
 # The real profile: the whole comparison on the public reasoning traces (profiles/real.yaml) in a scratch copy
 # (.real-work), each trace file downloaded at its pinned commit, or copied from the folder THINKCOUNT_TRACES_MIRROR
 # names, and checked against its sha256; its report, summary and learning curves are kept in reports/real/.
-# 86.8 minutes on 2 cores shared with other jobs (docs/data.md); not yet timed alone.
+# 40.6 minutes alone on a 2-core Intel Xeon (reports/real/stage_times.md; its budget is 60).
 real: $(STAMP)
 	python -m thinkcount scratch .real-work profiles/real.yaml
 	cd .real-work && THINKCOUNT_TRACES_MIRROR="$(if $(THINKCOUNT_TRACES_MIRROR),$(abspath $(THINKCOUNT_TRACES_MIRROR)))" dvc repro
@@ -66,6 +66,10 @@ real: $(STAMP)
 	cp .real-work/reports/comparison.md .real-work/reports/tau.png .real-work/reports/serving.png \
 	   .real-work/reports/curves.md .real-work/reports/curves.png .real-work/metrics/curves.json \
 	   .real-work/metrics/summary.json .real-work/metrics/data/corpus.json .real-work/metrics/data/split.json reports/real/
+
+# The serving claim measured in the real engine, beside the engine model's prediction (needs `make real` first).
+replay: engine
+	python benchmarks/engine_replay.py
 
 # Two more seed sets (data, split and training seeds 1, then 2) as queued DVC experiments, and the summary
 # over them and the workspace run (reports/seed_sweep.md). About 18 minutes a seed set on 2 CPU cores.
