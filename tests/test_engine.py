@@ -26,6 +26,7 @@ from thinkcount.serve.proxy import priority
 
 pytestmark = pytest.mark.slow
 SERVED = "tiny"  # the engine's model name (--served-model-name)
+ALIAS = "r1"     # another name it answers to: a training name of the model-aware test's folder
 PROMPTS = ["Name a color.", "Why is the sky blue? Explain step by step, with every detail."]
 
 
@@ -53,7 +54,9 @@ def engine(tmp_path_factory):
     """The engine in priority mode, one sequence at a time: whatever waits is ordered by priority alone."""
     engine_or_skip()
     model = build_tiny_model(tmp_path_factory.mktemp("engine") / "tiny")
-    settings = EngineSettings(str(model), policy="priority", max_num_seqs=1, served_name=SERVED, max_model_len=32768)
+    # a second name, as a replay of many models' traces gives each request its own (benchmarks/engine_replay.py)
+    settings = EngineSettings(str(model), policy="priority", max_num_seqs=1, served_names=(SERVED, ALIAS),
+                              max_model_len=32768)
     with running(settings) as url:
         httpx.post(f"{url}/v1/chat/completions", json=chat("Warm up.", 2), timeout=120)  # the first call's set-up
         yield url
@@ -129,9 +132,13 @@ def test_a_model_aware_predictor_is_given_the_request_s_model(engine, model_dir,
     with service(aware, "--upstream", engine, "--model-map", tmp_path / "map.yaml", "--aging-seconds", 3600) \
             as (url, _):
         reply = httpx.post(f"{url}/v1/chat/completions", json=chat(PROMPTS[1], 3), timeout=60)
+        direct = httpx.post(f"{url}/v1/chat/completions", json={**chat(PROMPTS[1], 3), "model": ALIAS}, timeout=60)
     assert reply.status_code == 200 and reply.headers["x-thinkcount-model"] == "r1"
     assert int(reply.headers["x-thinkcount-priority"]) == priority(expected, 0)
     assert reply.json()["model"] == SERVED and reply.json()["usage"]["completion_tokens"] == 3
+    # a request naming the training name needs no map, and the engine answers to that name too
+    assert direct.status_code == 200 and direct.headers["x-thinkcount-model"] == "r1"
+    assert int(direct.headers["x-thinkcount-priority"]) == priority(expected, 0)
 
 
 def recorder(engine, seen):

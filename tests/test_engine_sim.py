@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from thinkcount.evaluate.engine_sim import Engine, simulate, summary, sweep
+from thinkcount.evaluate.engine_sim import Engine, fitted, simulate, summary, sweep
 
 
 def run(engine, arrival, prompt, output, key):
@@ -58,3 +58,16 @@ def test_ordering_pays_at_high_load_and_barely_at_low_load():
     assert abs(1 - low["true_lengths"]["mean"]["vs_fcfs"]) < abs(1 - high["true_lengths"]["mean"]["vs_fcfs"])
     assert high["fcfs"]["mean"]["vs_fcfs"] == 1.0
     assert high["fcfs"]["mean"]["low"] <= high["fcfs"]["mean"]["mean"] <= high["fcfs"]["mean"]["high"]
+
+
+def test_step_times_fitted_to_one_request_alone_and_a_burst():
+    # Two requests of 10 tokens in a batch of 2: a burst is 10 steps with 2 running. One alone stepping in 1 ms
+    # (a + b) and the burst taking 15 ms (10 (a + 2b)) give a = b = 0.5 ms.
+    engine = fitted(Engine(max_batch=2, kv_tokens=1000), np.array([10, 10]), 0.001, 0.015)
+    assert engine.step_ms == pytest.approx(0.5) and engine.decode_ms_per_seq == pytest.approx(0.5)
+    # One slot: every step has one running, so only a + b is known; the burst's 20 steps in 40 ms give a = 2, b = 0.
+    engine = fitted(Engine(max_batch=1, kv_tokens=1000), np.array([10, 10]), 0.001, 0.040)
+    assert engine.step_ms == pytest.approx(2.0) and engine.decode_ms_per_seq == 0.0
+    # A burst faster than one request alone allows would need b < 0: b stays 0 and a matches the burst.
+    engine = fitted(Engine(max_batch=2, kv_tokens=1000), np.array([10, 10]), 0.002, 0.015)
+    assert engine.step_ms == pytest.approx(1.5) and engine.decode_ms_per_seq == 0.0

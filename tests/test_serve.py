@@ -355,3 +355,17 @@ def test_the_replay_client_sends_each_trace_s_length_with_ignore_eos(proxy, tmp_
     records = [json.loads(line) for line in out.open()]
     assert [r["status"] for r in records] == [200] * 4
     assert [r["priority"] for r in records] == [priority(proxy[3][p], 0) for p in PROMPTS]
+    assert all(b["stream"] is True for b in sent) and all(r["ttft_s"] is not None for r in records)
+
+
+def test_the_oracle_replay_gives_each_line_s_model_and_its_scaled_length_as_priority(tmp_path):
+    from thinkcount.__main__ import main as cli
+    rows = [{"text": "Hi.", "trace_chars": 400, "model": "a"}, {"text": "Why?", "trace_chars": 41, "model": "b"}]
+    (tmp_path / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    engine = Engine("direct")
+    with in_thread(engine.app()) as url:
+        assert cli(["replay", "--url", url, "--model-field", "--input", str(tmp_path / "traces.jsonl"), "--rate", "50",
+                    "--scale", "0.5", "--oracle", "--output", str(tmp_path / "out.jsonl")]) == 0
+    sent = {b["messages"][0]["content"]: (b["model"], b["max_tokens"], b["priority"]) for b in engine.received}
+    assert sent == {"Hi.": ("a", 50, 50), "Why?": ("b", 6, 6)}  # ceil(400 / 4 x 0.5), ceil(41 / 4 x 0.5)
+    assert [json.loads(line)["priority"] for line in (tmp_path / "out.jsonl").open()] == [50, 6]

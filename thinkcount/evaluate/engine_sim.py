@@ -17,7 +17,7 @@ process per request and an event per jump, and nothing this model needs.
 """
 import heapq
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,6 +40,21 @@ class Engine:
         allow, one token each per step, over the mean output length (prefill left out)."""
         concurrency = min(self.max_batch, self.kv_tokens / np.mean(prompt + output))
         return concurrency / (self.step_seconds(concurrency) * np.mean(output))
+
+
+def fitted(engine, output, single_step_s, burst_s):
+    """engine with its step time a + b per running request fitted to two measurements of a real engine: the decode
+    step of one request alone (a + b) and the makespan of a burst (these outputs, all arriving at once, in order).
+    b stays >= 0: where the two disagree, b = 0 and a alone matches the burst. Prefill is left as it is."""
+    zeros = np.zeros(len(output))
+
+    def makespan_ms(step_ms, per_seq_ms):
+        trial = replace(engine, step_ms=step_ms, decode_ms_per_seq=per_seq_ms, prefill_ms_per_token=0.0)
+        return simulate(trial, zeros, zeros, output, np.arange(len(output)))[1].max() * 1000
+    steps, seq_steps = makespan_ms(1.0, 0.0), makespan_ms(0.0, 1.0)  # steps taken; running requests summed over them
+    per_seq = (1000 * burst_s - 1000 * single_step_s * steps) / (seq_steps - steps) if seq_steps > steps else 0.0
+    per_seq = max(per_seq, 0.0)
+    return replace(engine, step_ms=(1000 * burst_s - per_seq * seq_steps) / steps, decode_ms_per_seq=per_seq)
 
 
 def simulate(engine, arrival, prompt, output, key):
@@ -112,10 +127,10 @@ def sweep(engine, prompt, output, scores, loads, repeats, seed):
     return out
 
 
-def aggregate(values, fcfs):
+def aggregate(values, fcfs, metrics=METRICS):
     """Per metric: mean, 2.5% and 97.5% quantiles over the sequences, and the mean ratio to fcfs."""
     result = {}
-    for metric in METRICS:
+    for metric in metrics:
         series = np.array([v[metric] for v in values])
         ratio = series / np.array([f[metric] for f in fcfs])
         result[metric] = {"mean": float(series.mean()), "low": float(np.percentile(series, 2.5)),

