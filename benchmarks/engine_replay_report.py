@@ -51,10 +51,27 @@ def markdown(result):
             lines.append(f"| {name} | " + " | ".join(f"{ratio(f['measured'], k)} | {ratio(f['simulated'], k)}"
                                                    for k in ("mean", "p90", "p99")) + " |")
         lines.append("")
+    lines += sequence_table(result)
     lines += ["Requests per policy (all loads and seeds): " + "; ".join(
         f"{name} {v['requests']} sent, {v['failed']} failed, {v['short']} answered short, {v['unscored']} unscored"
         for name, v in result["checks"].items()) + ".", ""]
     return "\n".join(lines)
+
+
+def sequence_table(result):
+    """Each arrival sequence's mean latency, measured / simulated, and its mean first chunk (measured)."""
+    if "sequences" not in result:
+        return []
+    loads = list(result["policies"])
+    seeds = result["settings"]["seeds"]
+    lines = ["## Per arrival sequence", "", "Mean latency measured / simulated, s, and the mean first chunk measured "
+             "(tenths of a second where the engine kept up; seconds where its queue grew):", "",
+             "| policy | " + " | ".join(f"load {load}, seed {seed}" for load in loads for seed in seeds) + " |",
+             "|---|" + "---|" * (len(loads) * len(seeds))]
+    for name, by_load in result["sequences"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{v['measured']:.2f} / {v['simulated']:.2f} ({v['first_chunk']:.2f})"
+                                                for load in loads for v in by_load[load]) + " |")
+    return lines + [""]
 
 
 def chart(result, path):
