@@ -249,9 +249,10 @@ def main(argv=None):
     models["prompt length"] = scratch / "length"
     if not models["prompt length"].exists():
         length_folder(models["m13_rank"], models["prompt length"])
-    models["engine"] = ROOT / settings.engine_model
-    if settings.engine_model == Settings.engine_model and not models["engine"].exists():
-        build_tiny_model(models["engine"])
+    local = ROOT / settings.engine_model
+    if settings.engine_model == Settings.engine_model and not local.exists():
+        build_tiny_model(local)
+    models["engine"] = local if local.exists() else settings.engine_model  # else a hub id, as vLLM takes it
     names = sorted({r.model for r in requests})
     runs, engine, capacity, steps = serve_policies(requests, settings, names, models)
     result = {"settings": asdict(settings), "engine": asdict(engine), "calibration": steps,
