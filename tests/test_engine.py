@@ -55,8 +55,10 @@ def engine(tmp_path_factory):
     engine_or_skip()
     model = build_tiny_model(tmp_path_factory.mktemp("engine") / "tiny")
     # a second name, as a replay of many models' traces gives each request its own (benchmarks/engine_replay.py)
+    # 16 tokens a chunk: the long request's stream, one chunk a token, kept vLLM's server from accepting the proxy's
+    # connections for over 10 s in a fresh-clone CI run beside ci-repro
     settings = EngineSettings(str(model), policy="priority", max_num_seqs=1, served_names=(SERVED, ALIAS),
-                              max_model_len=32768)
+                              max_model_len=32768, stream_interval=16)
     with running(settings) as url:
         httpx.post(f"{url}/v1/chat/completions", json=chat("Warm up.", 2), timeout=120)  # the first call's set-up
         yield url
@@ -128,8 +130,10 @@ def test_requests_queued_behind_a_long_one_finish_in_the_proxy_s_priority_order(
                "Name a color.", "Plan a week of meals for a family of four on a budget, with a shopping list."]
     levels = [priority(np.expm1(2 * np.log1p(len(p))), 0) for p in prompts]  # the head's prediction, by hand
     assert len(set(levels)) == len(prompts)
-    # a score budget the busy test machine always meets: a late score would serve at the neutral priority
-    with service(by_length, "--upstream", engine, "--aging-seconds", 3600, "--score-budget-ms", 30000) as (url, _):
+    # a score budget and a connect time-out the busy test machine always meets: a late score would serve at the
+    # neutral priority, a late connection would be a 504
+    with service(by_length, "--upstream", engine, "--aging-seconds", 3600, "--score-budget-ms", 30000,
+                 "--connect-timeout", 120) as (url, _):
         done = asyncio.run(finish_order(url, engine, prompts))
     assert done == sorted(prompts, key=len)  # shortest predicted first: the shortest prompt
 
