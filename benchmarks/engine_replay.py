@@ -122,11 +122,15 @@ def run_sequences(targets, settings, capacity):
     return out
 
 
+def figures(latency, first):
+    """METRICS of a run's latencies and times to the first chunk, in seconds."""
+    return {"mean": float(latency.mean()), "p90": float(np.percentile(latency, 90)),
+            "p99": float(np.percentile(latency, 99)), "ttft": float(first.mean()), "max_wait": float(first.max())}
+
+
 def measured(records):
     ok = [r for r in records if r["status"] == 200]
-    latency, ttft = np.array([r["latency_s"] for r in ok]), np.array([r["ttft_s"] for r in ok])
-    return {"mean": float(latency.mean()), "p90": float(np.percentile(latency, 90)),
-            "p99": float(np.percentile(latency, 99)), "ttft": float(ttft.mean()), "max_wait": float(ttft.max())}
+    return figures(np.array([r["latency_s"] for r in ok]), np.array([r["ttft_s"] for r in ok]))
 
 
 def simulated(engine, records):
@@ -138,9 +142,7 @@ def simulated(engine, records):
     given = [r["priority"] for r in records]
     keys = np.arange(len(records)) if None in given else np.array(given)
     start, finish = simulate(engine, arrival, prompt, output, keys)
-    latency, first = finish - arrival, start - arrival + engine.step_seconds(1)
-    return {"mean": float(latency.mean()), "p90": float(np.percentile(latency, 90)),
-            "p99": float(np.percentile(latency, 99)), "ttft": float(first.mean()), "max_wait": float(first.max())}
+    return figures(finish - arrival, start - arrival + engine.step_seconds(1))
 
 
 def checks(runs):
@@ -217,9 +219,11 @@ def tabulate(runs, engine, settings):
 def sequences(runs, engine):
     """{policy: {load: [{measured, simulated, first_chunk} mean seconds of each arrival sequence]}}: where the
     engine kept up (a first chunk of tenths of a second), and where its queue grew."""
-    return {name: {str(load): [{"measured": measured(r)["mean"], "simulated": simulated(engine, r)["mean"],
-                                "first_chunk": measured(r)["ttft"]} for r in records]
-                   for load, records in by_load.items()} for name, by_load in runs.items()}
+    def one(records):
+        m = measured(records)
+        return {"measured": m["mean"], "simulated": simulated(engine, records)["mean"], "first_chunk": m["ttft"]}
+    return {name: {str(load): [one(r) for r in records] for load, records in by_load.items()}
+            for name, by_load in runs.items()}
 
 
 def rerender(path):
